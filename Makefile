@@ -1,0 +1,98 @@
+# Looper: every stage is a target. Variables set here (`make sample TASK=gsm8k`) reach the scripts
+# as environment variables; see `make help` and README.md for the keys.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY ?= $(VENV)/bin/python
+# The Docker image installs the pins system-wide and sets SETUP_STAMP= (empty) to skip the venv.
+SETUP_STAMP ?= $(VENV)/.installed
+TINY_MODEL := checkpoints/tiny-base/model.safetensors
+
+# Stage target -> script (DESIGN.md's stage table).
+STAGES := sample drafts teacher datasets phaseA phaseB rollouts dpo eval
+script_sample   := scripts/01_sample.py
+script_drafts   := scripts/02_student_drafts.py
+script_teacher  := scripts/03_teacher.py
+script_datasets := scripts/04_build_datasets.py
+script_phaseA   := scripts/05_train_baseline.py
+script_phaseB   := scripts/06_train_cot.py
+script_rollouts := scripts/07_rollouts.py
+script_dpo      := scripts/08_train_dpo.py
+script_eval     := scripts/09_eval_platinum.py
+
+.PHONY: help setup test lint format demo tiny-model all clean $(STAGES)
+
+help: ## list targets and key variables
+	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
+	@echo
+	@echo "Targets:"
+	@grep -hE '^[a-zA-Z_-]+( [a-zA-Z_-]+)*:.*## ' $(MAKEFILE_LIST) \
+	  | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-28s %s\n", $$1, $$2}'
+	@echo
+	@echo "Key variables (make VAR=value, environment, or .env):"
+	@echo "  TASK=arith|compare|gsm8k|strategyqa   HW=cpu|4060|h100 (default: detected)"
+	@echo "  RUN_NAME  DATASET_PATH  TEST_PATH  TRAIN_SAMPLES  DEV_SAMPLES  RANDOM_SEED"
+	@echo "  MODEL_NAME  REASONING_STRATEGY=none|cot|explicit|alternating  BATCH_SIZE  EPOCHS"
+	@echo "  All keys with their defaults: $(PY) scripts/01_sample.py --help"
+
+$(SETUP_STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $@
+
+setup: $(SETUP_STAMP) ## make the venv and install the exact pins (idempotent)
+
+lint: $(SETUP_STAMP) ## ruff lint and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(SETUP_STAMP) ## ruff: fix lint and reformat
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+test: lint ## lint, then the offline test suite (GPU tests skip on CPU)
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure, not a pass"; exit 1; fi; \
+	exit $$rc
+
+tiny-model: $(TINY_MODEL) ## build the tiny offline student into checkpoints/tiny-base
+$(TINY_MODEL): | $(SETUP_STAMP)
+	$(PY) scripts/tiny_model.py
+
+# One rule for every stage: run its script, or say plainly that it does not exist yet.
+$(STAGES): | $(SETUP_STAMP)
+	@test -f $(script_$@) || { echo "make $@: $(script_$@) is not implemented yet"; exit 2; }
+	$(PY) $(script_$@)
+
+sample:   ## 01 sample train/dev/test            -> data/RUN/sample_train.jsonl dev.jsonl test.jsonl
+drafts:   ## 02 student drafts                   -> data/RUN/student_drafts.jsonl
+teacher:  ## 03 teacher reasoning                -> data/RUN/teacher_outputs.jsonl
+datasets: ## 04 build training sets              -> data/RUN/train_baseline.jsonl train_cot.jsonl pairs.jsonl
+phaseA:   ## 05 Phase A: answer-only SFT         -> checkpoints/RUN/phaseA/
+phaseB:   ## 06 Phase B: chain-of-thought SFT    -> checkpoints/RUN/phaseB/
+rollouts: ## 07 rollouts and preference pairs    -> data/RUN/rollouts.jsonl preferences.jsonl
+dpo:      ## 08 Phase C: DPO                     -> checkpoints/RUN/phaseC/
+eval:     ## 09 evaluate checkpoints             -> outputs/RUN/
+
+all: ## every stage in order
+	@for stage in $(STAGES); do $(MAKE) --no-print-directory $$stage || exit $$?; done
+
+demo: export TASK = arith
+demo: export HW = cpu
+demo: tiny-model ## the whole loop on the synthetic task, CPU only, offline (stages not built yet are listed)
+	@for stage in $(STAGES); do \
+	  if [ -f "$$(make -s --no-print-directory print-script-$$stage)" ]; then \
+	    $(MAKE) --no-print-directory $$stage || exit $$?; \
+	  else echo "demo: skipping $$stage (not implemented yet)"; fi; \
+	done
+
+print-script-%:
+	@echo $(script_$*)
+
+clean: ## delete run artifacts in data/, checkpoints/, outputs/ (keeps the venv)
+	find data checkpoints outputs -mindepth 1 ! -name .gitkeep -delete

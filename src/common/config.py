@@ -1,0 +1,263 @@
+"""The one typed configuration every script reads, and where each value came from.
+
+Precedence, lowest to highest: the defaults below < docker/hw/$HW.env < .env < the environment
+< script flags (`make VAR=value` reaches the scripts as environment variables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from common.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+HW_DIR = ROOT / "docker" / "hw"
+
+TASKS = ("arith", "compare", "gsm8k", "strategyqa")
+HW_PROFILES = ("cpu", "4060", "h100")
+STRATEGIES = ("none", "cot", "explicit", "alternating")
+
+TINY_MODEL_DIR = "checkpoints/tiny-base"
+# The student per (profile, task); "*" is any task. Abel is a math model, so only gsm8k gets it.
+DEFAULT_MODELS = {
+    ("cpu", "*"): TINY_MODEL_DIR,
+    ("4060", "*"): "microsoft/Phi-3.5-mini-instruct",
+    ("h100", "gsm8k"): "GAIR/Abel-7B-002",
+    ("h100", "*"): "microsoft/Phi-3.5-mini-instruct",
+}
+
+
+def _opt(default, help: str, choices: tuple[str, ...] | None = None, secret: bool = False):
+    return field(default=default, metadata={"help": help, "choices": choices, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Config:
+    # What to run on
+    task: str = _opt("arith", "benchmark task", choices=TASKS)
+    run_name: str = _opt("", "run folder under data/, checkpoints/, outputs/ (default: TASK)")
+    hw: str = _opt("", "hardware profile (default: detected)", choices=HW_PROFILES)
+    random_seed: int = _opt(42, "seed for sampling, training and generation")
+    work_dir: str = _opt("", "folder holding data/, checkpoints/, outputs/ (default: the repo)")
+    # Data (stage 01)
+    dataset_path: str = _opt("", "train source: hub id, local file or folder (default: task's)")
+    test_path: str = _opt("", "test source: hub id, local file (default: task's)")
+    train_samples: int = _opt(200, "training questions to sample")
+    dev_samples: int = _opt(50, "dev questions (disjoint from train) for early stopping")
+    reasoning_strategy: str = _opt("cot", "answer format taught in Phase B", choices=STRATEGIES)
+    # Model and hardware profile (docker/hw/$HW.env sets these)
+    model_name: str = _opt("", "student: hub id or local folder (default: per HW and TASK)")
+    load_in_4bit: bool = _opt(False, "QLoRA: load the base model in 4-bit NF4")
+    bnb_double_quant: bool = _opt(False, "QLoRA: double quantization of the 4-bit constants")
+    compute_dtype: str = _opt(
+        "float32", "dtype of weights/compute", choices=("float32", "bfloat16", "float16")
+    )
+    attn_impl: str = _opt(
+        "sdpa",
+        "attention kernel; flash_attention_2 falls back to sdpa when not installed",
+        choices=("eager", "sdpa", "flash_attention_2"),
+    )
+    lora_r: int = _opt(16, "LoRA rank")
+    lora_alpha: int = _opt(32, "LoRA alpha")
+    lora_dropout: float = _opt(0.1, "LoRA dropout")
+    lora_targets: str = _opt(
+        "all-linear", "LoRA target modules: all-linear or comma-separated module names"
+    )
+    batch_size: int = _opt(8, "per-device batch size")
+    grad_accum: int = _opt(1, "gradient accumulation steps")
+    max_length: int = _opt(512, "max tokens per training example")
+    gradient_checkpointing: bool = _opt(False, "trade compute for memory")
+    optim: str = _opt("adamw_torch", "optimizer name as transformers knows it")
+    learning_rate: float = _opt(2e-4, "peak learning rate")
+    epochs: float = _opt(3.0, "training epochs")
+    # Secrets: read from the environment or .env only, always shown as ***
+    openai_api_key: str = _opt("", "OpenAI key (teacher)", secret=True)
+    anthropic_api_key: str = _opt("", "Anthropic key (teacher)", secret=True)
+    hf_token: str = _opt("", "Hugging Face token (gated models)", secret=True)
+    wandb_api_key: str = _opt("", "Weights & Biases key (enables W&B logging)", secret=True)
+
+    # Where each value came from, for the printed table and the manifest.
+    sources: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def run(self) -> str:
+        return self.run_name or self.task
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.work_dir) if self.work_dir else ROOT
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "data" / self.run
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.base_dir / "checkpoints" / self.run
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base_dir / "outputs" / self.run
+
+    @property
+    def model(self) -> str:
+        if self.model_name:
+            return self.model_name
+        default = DEFAULT_MODELS.get((self.hw, self.task)) or DEFAULT_MODELS[(self.hw, "*")]
+        return str(self.base_dir / default) if default == TINY_MODEL_DIR else default
+
+    def public_dict(self) -> dict:
+        """Every value, secrets masked: safe to print and to write into manifests."""
+        out = {}
+        for f in fields():
+            value = getattr(self, f.name)
+            out[f.name.upper()] = ("***" if value else "") if f.metadata["secret"] else value
+        out["MODEL"] = self.model
+        return out
+
+    def describe(self) -> str:
+        """The effective configuration as an aligned table, secrets as ***."""
+        lines = []
+        for key, value in self.public_dict().items():
+            source = self.sources.get(key.lower(), "default")
+            lines.append(f"  {key:<24} {str(value)!s:<36} {source}")
+        return "\n".join(lines)
+
+
+def fields() -> tuple[dataclasses.Field, ...]:
+    return tuple(f for f in dataclasses.fields(Config) if f.name != "sources")
+
+
+FIELDS = {f.name: f for f in fields()}
+
+
+def parse_value(key: str, raw: str, source: str):
+    """Convert one raw string to the field's type, or stop with a line naming key and fix."""
+    f = FIELDS[key]
+    name, raw = key.upper(), raw.strip()
+    where = f" (from {source})"
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    if kind == "int":
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r}{where} is not a whole number; e.g. {name}={f.default}") from None
+    elif kind == "float":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r}{where} is not a number; e.g. {name}={f.default}") from None
+    elif kind == "bool":
+        low = raw.lower()
+        if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ConfigError(f"{name}={raw!r}{where} is not a boolean; use 1 or 0")
+        value = low in ("1", "true", "yes", "on")
+    else:
+        value = raw
+    choices = f.metadata["choices"]
+    if choices and value not in choices and not (value == "" and f.default == ""):
+        raise ConfigError(f"{name}={raw!r}{where} is not allowed; choose one of {'|'.join(choices)}")
+    return value
+
+
+def _read_env_file(path: Path, strict: bool) -> dict[str, str]:
+    """Known keys from a KEY=value file. Unknown keys: an error in our own profiles, else ignored."""
+    out = {}
+    for key, value in dotenv_values(path).items():
+        if key.lower() in FIELDS and key.lower() != "sources":
+            out[key.lower()] = value or ""
+        elif strict:
+            raise ConfigError(f"{path}: unknown key {key}; see `make help` for the keys")
+    return out
+
+
+def detect_hw() -> str:
+    """cpu without CUDA; h100 with 40 GB or more of GPU memory; otherwise the 8 GB 4060 profile."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    total = torch.cuda.get_device_properties(0).total_memory
+    return "h100" if total >= 40 * 2**30 else "4060"
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One --flag per key (`--train-samples 200`); secrets have none, by design."""
+    group = parser.add_argument_group("configuration (also settable as environment variables)")
+    for f in fields():
+        if f.metadata["secret"]:
+            continue
+        group.add_argument(
+            "--" + f.name.replace("_", "-"), dest=f"cfg_{f.name}", metavar=f.name.upper(),
+            help=f.metadata["help"], default=None,
+        )  # fmt: skip
+
+
+def load_config(
+    argv: list[str] | None = None,
+    parser: argparse.ArgumentParser | None = None,
+    env: dict[str, str] | None = None,
+    env_file: Path | None = None,
+) -> tuple[Config, argparse.Namespace]:
+    """Merge every source into a validated Config; also return the parsed script arguments."""
+    parser = parser or argparse.ArgumentParser()
+    add_config_flags(parser)
+    args = parser.parse_args(argv)
+    env = dict(os.environ) if env is None else env
+    if env_file is None:  # LOOPER_ENV_FILE lets tests and CI ignore a developer's own .env
+        env_file = Path(env.get("LOOPER_ENV_FILE") or ROOT / ".env")
+
+    layers: list[tuple[str, dict[str, str]]] = []
+    dotenv = _read_env_file(env_file, strict=False) if env_file.is_file() else {}
+    layers.append((".env", dotenv))
+    layers.append(("environment", {k.lower(): v for k, v in env.items() if k.lower() in FIELDS}))
+    flags = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+    layers.append(("flag", flags))
+
+    # The profile sits below .env and the environment, but which profile to read comes from them.
+    hw_raw, hw_source = "", "detected"
+    for source, layer in layers:
+        if layer.get("hw"):
+            hw_raw, hw_source = layer["hw"], source
+    hw = parse_value("hw", hw_raw, hw_source) if hw_raw else detect_hw()
+    profile = HW_DIR / f"{hw}.env"
+    if not profile.is_file():
+        raise ConfigError(f"{profile} is missing; restore it from git (git checkout -- {profile})")
+    layers.insert(0, (f"docker/hw/{hw}.env", _read_env_file(profile, strict=True)))
+
+    values: dict = {"hw": hw}
+    sources = {"hw": hw_source}
+    for source, layer in layers:
+        for key, raw in layer.items():
+            if key == "hw":
+                continue
+            if FIELDS[key].metadata["secret"] and source == "flag":
+                continue
+            values[key] = parse_value(key, raw, source)
+            sources[key] = source
+    cfg = Config(**values, sources=sources)
+    _check_ranges(cfg)
+    return cfg, args
+
+
+def _check_ranges(cfg: Config) -> None:
+    for key in ("train_samples", "batch_size", "grad_accum", "max_length", "lora_r"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{key.upper()}={getattr(cfg, key)} must be at least 1")
+    if cfg.dev_samples < 0:
+        raise ConfigError(f"DEV_SAMPLES={cfg.dev_samples} must be 0 or more")
+    if not 0 <= cfg.lora_dropout < 1:
+        raise ConfigError(f"LORA_DROPOUT={cfg.lora_dropout} must be in [0, 1)")
+    if cfg.load_in_4bit and cfg.hw == "cpu":
+        raise ConfigError("LOAD_IN_4BIT=1 needs a CUDA GPU (bitsandbytes); use HW=4060 on a GPU")
+
+
+def print_config(cfg: Config, stage: str) -> None:
+    print(f"== {stage} | run {cfg.run} | task {cfg.task} | hw {cfg.hw} ==")
+    print(cfg.describe(), flush=True)
