@@ -61,7 +61,7 @@ def main() -> None:
 
     out = cfg.data_dir
     paths = [out / "sample_train.jsonl", out / "dev.jsonl", out / "test.jsonl"]
-    for path, rows in zip(paths, (train, dev, test)):
+    for path, rows in zip(paths, (train, dev, test), strict=True):
         write_jsonl(path, rows)
     stats = {
         "pool": len(pool),

@@ -18,7 +18,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.time()
-    out = build_tiny_model(args.out, args.hidden, args.layers, args.heads, args.vocab_size, args.seed)
+    out = build_tiny_model(
+        args.out, args.hidden, args.layers, args.heads, args.vocab_size, args.seed
+    )
     from transformers import AutoModelForCausalLM
 
     params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(out).parameters())

@@ -147,12 +147,16 @@ def parse_value(key: str, raw: str, source: str):
         try:
             value = int(raw)
         except ValueError:
-            raise ConfigError(f"{name}={raw!r}{where} is not a whole number; e.g. {name}={f.default}") from None
+            raise ConfigError(
+                f"{name}={raw!r}{where} is not a whole number; e.g. {name}={f.default}"
+            ) from None
     elif kind == "float":
         try:
             value = float(raw)
         except ValueError:
-            raise ConfigError(f"{name}={raw!r}{where} is not a number; e.g. {name}={f.default}") from None
+            raise ConfigError(
+                f"{name}={raw!r}{where} is not a number; e.g. {name}={f.default}"
+            ) from None
     elif kind == "bool":
         low = raw.lower()
         if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
@@ -162,7 +166,9 @@ def parse_value(key: str, raw: str, source: str):
         value = raw
     choices = f.metadata["choices"]
     if choices and value not in choices and not (value == "" and f.default == ""):
-        raise ConfigError(f"{name}={raw!r}{where} is not allowed; choose one of {'|'.join(choices)}")
+        raise ConfigError(
+            f"{name}={raw!r}{where} is not allowed; choose one of {'|'.join(choices)}"
+        )
     return value
 
 

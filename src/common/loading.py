@@ -40,7 +40,9 @@ def resolve_local(source: str, split: str) -> Path:
     if not path.is_file():
         raise DataError(f"{path} does not exist; check DATASET_PATH / TEST_PATH")
     if path.suffix not in LOCAL_FORMATS:
-        raise DataError(f"{path}: unsupported format {path.suffix!r}; use .jsonl, .json or .parquet")
+        raise DataError(
+            f"{path}: unsupported format {path.suffix!r}; use .jsonl, .json or .parquet"
+        )
     return path
 
 

@@ -70,6 +70,7 @@ def write_manifest(
     started: float | None = None,
 ) -> Path:
     """Write out_dir/<stage>.manifest.json. Local inputs are hashed; hub ids are recorded as is."""
+
     def describe_input(src):
         p = Path(src)
         return {"path": str(src), "sha256": hash_path(p)} if p.exists() else {"hub_id": str(src)}

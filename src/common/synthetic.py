@@ -67,7 +67,8 @@ def make_compare(rng: random.Random, yes_rate: float = 0.45, max_start: int = 60
         "qid": example_id("compare", question),
         "question": question,
         "answer": answer,
-        "facts": worked[1:] + [f"{other} has {theirs} {item}.", f"{total} is {verdict} than {theirs}."],
+        "facts": worked[1:]
+        + [f"{other} has {theirs} {item}.", f"{total} is {verdict} than {theirs}."],
         "decomposition": [
             f"How many {item} does {name} have?",
             f"How many {item} does {other} have?",

@@ -1,0 +1,68 @@
+import json
+
+import pytest
+from conftest import shared_file
+
+from common.answers import extract_number, extract_yes_no, normalize_number, numbers_equal
+from common.tasks import get_task
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("The answer is 18", "18"),  # lm-eval-harness reads this as "1"
+        ("The answer is 18.", "18"),
+        ("so she has 5 + 13 = 18 eggs.\n#### 18", "18"),
+        ("#### 1,234", "1234"),
+        ("The answer is: $1,234.50", "1234.5"),
+        ("Answer: 45%", "45"),
+        ("\\boxed{72}", "72"),
+        ("First 3 then 4, the answer is **7**.", "7"),
+        ("It costs 12.00 dollars in total: 3 + 9 = 12.00", "12"),
+        ("She ends with -5 degrees", "-5"),
+        ("48/2 = 24 clips in May. 48 + 24 = 72", "72"),
+        ("The answer is 18 apples, not 20.", "18"),
+        ("Answer: 7\nThe answer is 8", "8"),  # the stronger marker wins
+        ("no numbers here", None),
+        ("", None),
+    ],
+)
+def test_extract_number(text, expected):
+    assert extract_number(text) == expected
+
+
+def test_normalize_and_compare_numbers():
+    assert normalize_number("7.00") == "7" and normalize_number("0.50") == "0.5"
+    assert normalize_number("$1,000") == "1000" and normalize_number("abc") is None
+    assert numbers_equal("18", "18.0") and not numbers_equal("18", "1")
+    assert not numbers_equal(None, "3")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Yes. Apples are fruit.", "yes"),
+        ("No, the ship that", "no"),
+        ("Based on this analysis, the answer is: **[YES]**", "yes"),
+        ("## Teaching Analysis\nThe student said no.\n...the answer is: **[YES]**", "yes"),
+        ("Answer: No - because whales are mammals", "no"),
+        ("The answer is: true", "yes"),
+        ("Final answer: **No**", "no"),
+        ("I cannot determine this from the question.", None),
+        ("I'm sorry, I can't help with that.", None),
+        ("Nobody knows.", None),  # 'No' inside a word is not a verdict
+        ("", None),
+    ],
+)
+def test_extract_yes_no(text, expected):
+    assert extract_yes_no(text) == expected
+
+
+def test_every_gsm8k_test_gold_parses():
+    path = shared_file("gsm8k", "test.jsonl")
+    task = get_task("gsm8k")
+    for i, line in enumerate(path.read_text().splitlines()):
+        row = task.normalize(json.loads(line), f"{path}:{i + 1}")
+        assert normalize_number(row["answer"]) == row["answer"]
+        # The worked solution's own text, graded by the extractor, reaches the gold.
+        assert task.is_correct(task.extract_answer(json.loads(line)["answer"]), row["answer"])

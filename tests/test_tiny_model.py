@@ -1,0 +1,110 @@
+import re
+import subprocess
+import time
+
+import torch
+from conftest import ROOT, run_script
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from common import synthetic
+from common.prompts import render_prompt
+from common.tasks import get_task
+
+
+def test_tiny_model_builds_fast_and_offline(tmp_path):
+    started = time.time()
+    proc = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"))
+    assert proc.returncode == 0, proc.stderr
+    assert time.time() - started < 60
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny")
+    assert model.config.model_type == "llama"
+    assert sum(p.numel() for p in model.parameters()) < 10_000_000
+
+
+def test_tokenizer_splits_digits_and_round_trips(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    text = "Ava has 1234 apples; café, naïve — 3.5%"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    pieces = [tok.decode([i]) for i in ids]
+    assert [p for p in pieces if p.strip().isdigit()] == ["1", "2", "3", "4", "3", "5"]
+    assert tok.decode(ids) == text
+
+
+def test_chat_template_masks_assistant_turn_with_its_end_token(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    msgs = [
+        {"role": "user", "content": "2 + 3?"},
+        {"role": "assistant", "content": "The answer is: 5"},
+    ]
+    enc = tok.apply_chat_template(msgs, return_dict=True, return_assistant_tokens_mask=True)
+    ids, mask = enc["input_ids"], enc["assistant_masks"]
+    trained = tok.decode([i for i, m in zip(ids, mask, strict=True) if m])
+    assert trained == "The answer is: 5<|im_end|>"  # end-of-turn is inside the loss mask
+    prompt = render_prompt(tok, msgs[:1])
+    assert prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_tiny_model_generates_and_stops_on_end_of_turn(tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    task = get_task("arith")
+    prompt = render_prompt(tok, task.build_messages("Ava has 2 apples.", "cot"))
+    batch = tok([prompt], return_tensors="pt")
+    torch.manual_seed(0)
+    out = model.generate(**batch, max_new_tokens=8, do_sample=True)
+    assert out.shape[1] <= batch["input_ids"].shape[1] + 8
+    assert tok.eos_token_id in model.generation_config.eos_token_id
+
+
+def test_all_linear_lora_reaches_phi3_fused_projections():
+    """The seed's target list (q_proj, v_proj, gate_proj, ...) misses Phi-3's fused layers."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    cfg = Phi3Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                     num_attention_heads=4, num_key_value_heads=4, pad_token_id=0, bos_token_id=1,
+                     eos_token_id=2)  # fmt: skip
+    model = get_peft_model(Phi3ForCausalLM(cfg), LoraConfig(r=4, target_modules="all-linear"))
+    names = {
+        n.split(".lora_A")[0].split(".")[-1] for n, _ in model.named_parameters() if "lora_A" in n
+    }
+    assert {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"} <= names
+    seed_list = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    hit = {n.split(".")[-1] for n, _ in Phi3ForCausalLM(cfg).named_modules()} & set(seed_list)
+    assert hit == {"o_proj", "down_proj"}  # why the seed's list was wrong
+
+
+def test_synthetic_answers_follow_from_their_worked_steps():
+    for row in synthetic.generate("arith", "test")[:300]:
+        steps = re.findall(r"(\d+) ([+-]) (\d+) = (\d+)", row["answer"])
+        assert steps
+        for a, op, b, c in steps:
+            assert (int(a) + int(b) if op == "+" else int(a) - int(b)) == int(c)
+        assert row["answer"].endswith(f"#### {steps[-1][3]}")
+    for row in synthetic.generate("compare", "test")[:300]:
+        total = int(re.findall(r"= (\d+)", " ".join(row["facts"]))[-1])
+        theirs = int(re.search(r"has (\d+) \w+\. Does", row["question"]).group(1))
+        assert row["answer"] == (total > theirs)
+
+
+def test_synthetic_splits_are_deterministic_and_disjoint():
+    for task in ("arith", "compare"):
+        test, train = synthetic.generate(task, "test"), synthetic.generate(task, "train")
+        assert test == synthetic.generate(task, "test")
+        assert not {r["question"] for r in test} & {r["question"] for r in train}
+        assert len(test) >= 1000
+    yes = sum(r["answer"] for r in synthetic.generate("compare", "test")) / 1200
+    assert 0.4 < yes < 0.5
+
+
+def test_make_help_lists_every_target_and_unbuilt_stage_fails_clearly(tmp_path):
+    out = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True).stdout
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-zA-Z][\w-]*):", makefile, re.M)) - {"print-script-%"}
+    for target in targets:
+        assert re.search(rf"^\s+{target}\s", out, re.M), f"make help misses {target}"
+    missing = [s for s in ("drafts", "teacher", "datasets", "phaseA", "phaseB", "rollouts", "dpo", "eval")
+               if not (ROOT / re.search(rf"script_{s}\s*:= (\S+)", makefile).group(1)).exists()]  # fmt: skip
+    for stage in missing[:1]:
+        proc = subprocess.run(["make", stage], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode != 0 and "not implemented yet" in proc.stdout
