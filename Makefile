@@ -23,7 +23,7 @@ script_rollouts := scripts/07_rollouts.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup test lint format demo tiny-model all clean $(STAGES)
+.PHONY: help setup config test lint format demo tiny-model all clean $(STAGES)
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -36,7 +36,7 @@ help: ## list targets and key variables
 	@echo "  TASK=arith|compare|gsm8k|strategyqa   HW=cpu|4060|h100 (default: detected)"
 	@echo "  RUN_NAME  DATASET_PATH  TEST_PATH  TRAIN_SAMPLES  DEV_SAMPLES  RANDOM_SEED"
 	@echo "  MODEL_NAME  REASONING_STRATEGY=none|cot|explicit|alternating  BATCH_SIZE  EPOCHS"
-	@echo "  All keys with their defaults: $(PY) scripts/01_sample.py --help"
+	@echo "  All keys with their defaults: make config, or $(PY) scripts/01_sample.py --help"
 
 $(SETUP_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ test: lint ## lint, then the offline test suite (GPU tests skip on CPU)
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure, not a pass"; exit 1; fi; \
 	exit $$rc
+
+config: | $(SETUP_STAMP) ## print the effective configuration (secrets as ***)
+	@$(PY) -m common.config
 
 tiny-model: $(TINY_MODEL) ## build the tiny offline student into checkpoints/tiny-base
 $(TINY_MODEL): | $(SETUP_STAMP)

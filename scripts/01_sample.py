@@ -7,7 +7,7 @@ Writes data/RUN/sample_train.jsonl, dev.jsonl, test.jsonl and sample.manifest.js
 import random
 import time
 
-from common.config import load_config, print_config
+from common.config import load_config, print_config, shown
 from common.errors import DataError, run_main
 from common.jsonl import write_jsonl
 from common.manifest import write_manifest
@@ -82,7 +82,7 @@ def main() -> None:
     for name, rows in (("train", train), ("dev", dev), ("test", test)):
         dist = class_counts([task.label(r) for r in rows])
         print(f"  {name:<5} {len(rows):>6} rows  {dist if dist else ''}")
-    print(f"wrote {', '.join(str(p) for p in paths)}\nmanifest {manifest}")
+    print(f"wrote {', '.join(shown(p) for p in paths)}; manifest {shown(manifest)}")
 
 
 if __name__ == "__main__":

@@ -87,3 +87,13 @@ def test_secrets_masked_in_printout_and_manifest(tmp_path):
 def test_secrets_have_no_flags(tmp_path):
     with pytest.raises(SystemExit):
         cfg_from(argv=["--openai-api-key", "x"], tmp_path=tmp_path)
+
+
+def test_readme_documents_every_key():
+    from conftest import ROOT
+
+    from common.config import fields
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [f.name.upper() for f in fields() if f"`{f.name.upper()}`" not in readme]
+    assert not missing, f"README's configuration table lacks {missing}"

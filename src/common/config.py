@@ -199,9 +199,10 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in fields():
         if f.metadata["secret"]:
             continue
+        default = f" (default: {f.default})" if f.default != "" else ""
         group.add_argument(
             "--" + f.name.replace("_", "-"), dest=f"cfg_{f.name}", metavar=f.name.upper(),
-            help=f.metadata["help"], default=None,
+            help=f.metadata["help"] + default, default=None,
         )  # fmt: skip
 
 
@@ -267,3 +268,18 @@ def _check_ranges(cfg: Config) -> None:
 def print_config(cfg: Config, stage: str) -> None:
     print(f"== {stage} | run {cfg.run} | task {cfg.task} | hw {cfg.hw} ==")
     print(cfg.describe(), flush=True)
+
+
+def shown(path: Path | str) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":  # `make config`: the effective configuration, nothing else
+    from common.errors import run_main
+
+    run_main(lambda: print_config(load_config()[0], "config"))
