@@ -44,3 +44,15 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from common.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-base")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` need CUDA; on a CPU machine they are skipped, and say so."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
