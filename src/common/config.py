@@ -76,6 +76,29 @@ class Config:
     optim: str = _opt("adamw_torch", "optimizer name as transformers knows it")
     learning_rate: float = _opt(2e-4, "peak learning rate")
     epochs: float = _opt(3.0, "training epochs")
+    # Generation (stages 02, 07, 09) and the student's drafts (stage 02)
+    gen_batch_size: int = _opt(32, "prompts per generation batch (halved on CUDA OOM)")
+    draft_max_new_tokens: int = _opt(96, "token limit of a student draft")
+    draft_temperature: float = _opt(0.0, "draft sampling temperature (0 = greedy)")
+    # The teacher (stage 03)
+    teacher: str = _opt("offline", "teacher backend", choices=("offline", "openai", "anthropic"))
+    teacher_model: str = _opt("", "teacher model (default: per backend)")
+    teacher_attempts: int = _opt(1, "samples per question; the majority answer is kept")
+    teacher_concurrency: int = _opt(16, "teacher requests in flight at once")
+    teacher_temperature: float = _opt(0.3, "teacher sampling temperature")
+    teacher_max_tokens: int = _opt(600, "token limit of a teacher reply")
+    teacher_timeout: float = _opt(60.0, "seconds before a teacher request times out")
+    teacher_max_retries: int = _opt(5, "SDK retries of 429, 5xx, timeouts, dropped connections")
+    teacher_error_rate: float = _opt(0.0, "offline teacher: fraction of answers made wrong")
+    teacher_error_label: str = _opt("", "offline teacher: make errors only on this gold label")
+    teacher_price_in: float = _opt(-1.0, "USD per 1M input tokens (-1: the built-in table)")
+    teacher_price_out: float = _opt(-1.0, "USD per 1M output tokens (-1: the built-in table)")
+    max_cost_usd: float = _opt(10.0, "stop the teacher cleanly once this much is spent (0: no cap)")
+    dry_run: bool = _opt(False, "print what the teacher would be sent, with costs; call nothing")
+    with_draft: bool = _opt(True, "show the student's draft to the teacher and in Track B")
+    openai_base_url: str = _opt("", "OpenAI-compatible server (vLLM, a proxy); default: OpenAI")
+    anthropic_base_url: str = _opt("", "Anthropic-compatible server; default: Anthropic")
+    cache_dir: str = _opt("", "teacher response cache (default: WORK_DIR/.cache)")
     # Secrets: read from the environment or .env only, always shown as ***
     openai_api_key: str = _opt("", "OpenAI key (teacher)", secret=True)
     anthropic_api_key: str = _opt("", "Anthropic key (teacher)", secret=True)
@@ -92,6 +115,10 @@ class Config:
     @property
     def base_dir(self) -> Path:
         return Path(self.work_dir) if self.work_dir else ROOT
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else self.base_dir / ".cache"
 
     @property
     def data_dir(self) -> Path:
@@ -254,11 +281,16 @@ def load_config(
 
 
 def _check_ranges(cfg: Config) -> None:
-    for key in ("train_samples", "batch_size", "grad_accum", "max_length", "lora_r"):
+    at_least_one = ("train_samples", "batch_size", "grad_accum", "max_length", "lora_r",
+                    "gen_batch_size", "draft_max_new_tokens", "teacher_attempts",
+                    "teacher_concurrency", "teacher_max_tokens")  # fmt: skip
+    for key in at_least_one:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key.upper()}={getattr(cfg, key)} must be at least 1")
     if cfg.dev_samples < 0:
         raise ConfigError(f"DEV_SAMPLES={cfg.dev_samples} must be 0 or more")
+    if not 0 <= cfg.teacher_error_rate <= 1:
+        raise ConfigError(f"TEACHER_ERROR_RATE={cfg.teacher_error_rate} must be in [0, 1]")
     if not 0 <= cfg.lora_dropout < 1:
         raise ConfigError(f"LORA_DROPOUT={cfg.lora_dropout} must be in [0, 1)")
     if cfg.load_in_4bit and cfg.hw == "cpu":

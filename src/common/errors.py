@@ -24,6 +24,12 @@ class DataError(LooperError):
     exit_code = 1
 
 
+class BudgetReached(LooperError):
+    """MAX_COST_USD was reached; everything finished so far is kept."""
+
+    exit_code = 3
+
+
 def run_main(main: Callable[[], None]) -> None:
     """Run a script's main(); turn a LooperError into one line on stderr and its exit code."""
     try:

@@ -62,3 +62,59 @@ def read_jsonl(path: Path, made_by: str | None = None) -> list[dict]:
                 )
             rows.append(row)
     return rows
+
+
+class JsonlAppender:
+    """An append-only JSONL artifact keyed by `id` that a SIGKILL cannot corrupt.
+
+    Each row is one os.write() of one complete line on an O_APPEND descriptor, so a killed run
+    leaves whole lines only; a torn tail (power loss) is cut off when the file is reopened.
+    """
+
+    def __init__(self, path: Path, key: str = "id"):
+        self.path, self.key = Path(path), key
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_tail()
+        self.rows: dict[str, dict] = {}
+        if self.path.exists():
+            for row in read_jsonl(self.path):
+                self.rows[str(row[key])] = row
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _repair_tail(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(self.path, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def __contains__(self, key: str) -> bool:
+        return str(key) in self.rows
+
+    def append(self, row: dict) -> None:
+        line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+        written = os.write(self._fd, line)
+        while written < len(line):  # only on a full disk or similar; keep the line whole
+            written += os.write(self._fd, line[written:])
+        self.rows[str(row[self.key])] = row
+
+    def retain(self, keep) -> int:
+        """Atomically rewrite the file with only the rows where keep(row); return rows dropped."""
+        kept = {k: r for k, r in self.rows.items() if keep(r)}
+        dropped = len(self.rows) - len(kept)
+        if dropped:
+            os.close(self._fd)
+            write_jsonl(self.path, kept.values())
+            self.rows = kept
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return dropped
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -4,6 +4,8 @@ so for a given task and strategy the train and eval prompts are the same bytes.
 
 from __future__ import annotations
 
+import re
+
 ANSWER_FORMATS = {"number": "The answer is: <number>", "yesno": "The answer is: <yes or no>"}
 
 STRATEGY_INSTRUCTIONS = {
@@ -33,3 +35,70 @@ def build_messages(
 def render_prompt(tokenizer, messages: list[dict]) -> str:
     """The exact text the model sees before it answers (chat template + generation prompt)."""
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+# -- Stage 02: the student's draft ---------------------------------------------------------------
+DRAFT_ANSWER = {"number": "<number>", "yesno": "<Yes or No>"}
+DRAFT_INSTRUCTION = (
+    "Give a quick first answer, then ask the questions you would need answered to be sure. "
+    "Reply in exactly two lines:\n"
+    "Answer: {answer} - <brief reasoning>\n"
+    "Questions: <focused question>? <key uncertainty>?"
+)
+
+
+def build_draft_messages(question: str, answer_kind: str) -> list[dict]:
+    text = question.strip() + "\n\n" + DRAFT_INSTRUCTION.format(answer=DRAFT_ANSWER[answer_kind])
+    return [{"role": "user", "content": text}]
+
+
+def parse_draft(text: str) -> dict:
+    """Split a draft into its answer, reasoning and clarifying questions; parse_ok says all came."""
+    answer_line = re.search(r"Answer:\s*([^\n]*)", text)
+    questions_line = re.search(r"Questions?:\s*([^\n]*)", text)
+    answer, _, reasoning = (answer_line.group(1) if answer_line else "").partition(" - ")
+    questions = [
+        q.strip() + "?" for q in (questions_line.group(1) if questions_line else "").split("?")
+    ]
+    questions = [q for q in questions if len(q) > 1]
+    return {
+        "draft_answer": answer.strip(),
+        "draft_reasoning": reasoning.strip(),
+        "questions": questions,
+    }
+
+
+# -- Stage 03: the teacher -----------------------------------------------------------------------
+TEACHER_FINAL = {"number": "the number", "yesno": "YES or NO"}
+TEACHER_SYSTEM = (
+    "You are an expert teacher. A student has attempted a question. Teach the correct reasoning "
+    "clearly and concisely, in exactly this format:\n\n"
+    "## Teaching Analysis\n<2-3 sentences on the student's approach>\n\n"
+    "## Step-by-Step Reasoning\n1. <step>\n2. <step>\n...\n\n"
+    "## Final Assessment\nBased on this analysis, the answer is: **[<{final}>]**"
+)
+
+
+def build_teacher_messages(
+    question: str, answer_kind: str, draft: str | None = None, hint: str | None = None
+) -> list[dict]:
+    """System + user messages for the teacher. `hint` (the gold answer, for STaR-style
+    rationalization) goes only into this request, never into training text."""
+    parts = [f"Question: {question.strip()}"]
+    if draft and draft.strip():
+        parts.append(f"Student draft:\n{draft.strip()}")
+    if hint is not None:
+        parts.append(f"(The correct answer is {hint}. Explain how to reach it.)")
+    return [
+        {"role": "system", "content": TEACHER_SYSTEM.format(final=TEACHER_FINAL[answer_kind])},
+        {"role": "user", "content": "\n\n".join(parts)},
+    ]
+
+
+def format_teacher_reply(analysis: str, steps: list[str], final: str) -> str:
+    """A reply in the teaching format (what the offline teacher writes)."""
+    numbered = "\n".join(f"{i}. {step}" for i, step in enumerate(steps, 1))
+    return (
+        f"## Teaching Analysis\n{analysis}\n\n## Step-by-Step Reasoning\n{numbered}\n\n"
+        f"## Final Assessment\nBased on this analysis, the answer is: **[{final}]**"
+    )

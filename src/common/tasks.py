@@ -63,6 +63,14 @@ class Task:
     def build_messages(self, question: str, strategy: str, draft: str | None = None) -> list[dict]:
         return prompts.build_messages(question, strategy, self.answer_kind, draft)
 
+    def build_draft_messages(self, question: str) -> list[dict]:
+        return prompts.build_draft_messages(question, self.answer_kind)
+
+    def build_teacher_messages(
+        self, question: str, draft: str | None = None, hint: str | None = None
+    ) -> list[dict]:
+        return prompts.build_teacher_messages(question, self.answer_kind, draft, hint)
+
     def extract_answer(self, text: str) -> str | None:
         if self.answer_kind == "number":
             return answers.extract_number(text)

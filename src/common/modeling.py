@@ -1,0 +1,89 @@
+"""Load the student as the hardware profile asks: a base model or a PEFT adapter folder, in fp32,
+bf16 or 4-bit NF4, with the best available attention kernel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from common.config import Config
+from common.errors import DataError
+
+
+def is_adapter(path: str | Path) -> bool:
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def check_exists(path: str, made_by: str) -> None:
+    """A local checkpoint that is missing names the make target that produces it."""
+    looks_local = path.startswith((".", "/", "checkpoints")) or Path(path).parent.is_dir()
+    if looks_local and not Path(path).exists():
+        raise DataError(f"checkpoint {path} does not exist; run `make {made_by}` first")
+
+
+def attn_implementation(requested: str) -> str:
+    if requested == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        return "sdpa"  # the profile asks for FA2, but the package is not installed
+    return requested
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_kwargs(cfg: Config) -> dict:
+    """from_pretrained() arguments for the profile: dtype, attention, 4-bit quantization."""
+    import torch
+
+    dtype = getattr(torch, cfg.compute_dtype)
+    kwargs = {"dtype": dtype, "attn_implementation": attn_implementation(cfg.attn_impl)}
+    if cfg.load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=cfg.bnb_double_quant,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        kwargs["device_map"] = {"": 0}
+    if cfg.hf_token:
+        kwargs["token"] = cfg.hf_token
+    return kwargs
+
+
+def load_tokenizer(path: str, cfg: Config):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, token=cfg.hf_token or None)
+    if tok.pad_token is None:  # Llama-2-style tokenizers ship without one
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str, cfg: Config, made_by: str = "tiny-model"):
+    """(model, tokenizer) for a base model or an adapter folder (its base is read from it)."""
+    from transformers import AutoModelForCausalLM
+
+    check_exists(path, made_by)
+    if is_adapter(path):
+        from peft import PeftModel
+
+        base = json.loads((Path(path) / "adapter_config.json").read_text())[
+            "base_model_name_or_path"
+        ]
+        model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs(cfg))
+        model = PeftModel.from_pretrained(model, path)
+        has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
+        tokenizer = load_tokenizer(path if has_tokenizer else base, cfg)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, **model_kwargs(cfg))
+        tokenizer = load_tokenizer(path, cfg)
+    if not cfg.load_in_4bit:
+        model.to(device())
+    model.eval()
+    return model, tokenizer
