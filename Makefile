@@ -23,7 +23,7 @@ script_rollouts := scripts/07_rollouts.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test lint format demo tiny-model all clean $(STAGES)
+.PHONY: help setup config test lint format demo tiny-model all clean bench-teacher bench-generation $(STAGES)
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -93,6 +93,12 @@ demo: tiny-model ## the whole loop on the synthetic task, CPU only, offline (sta
 	    $(MAKE) --no-print-directory $$stage || exit $$?; \
 	  else echo "demo: skipping $$stage (not implemented yet)"; fi; \
 	done
+
+bench-teacher: | $(SETUP_STAMP) ## benchmark: 400 teacher requests, concurrent vs plain SDK vs sequential
+	$(PY) benchmarks/bench_teacher.py
+
+bench-generation: | $(SETUP_STAMP) ## benchmark: batched vs one-at-a-time generation on the tiny model
+	$(PY) benchmarks/bench_generation.py
 
 print-script-%:
 	@echo $(script_$*)

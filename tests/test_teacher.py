@@ -126,7 +126,9 @@ def test_budget_stops_cleanly_and_resumes(tmp_path):
         assert proc.returncode == 3 and "MAX_COST_USD=0.01 reached" in proc.stderr
         ledger = read_jsonl(tmp_path / "data/compare/teacher_cost.jsonl")
         assert 0 < len(outputs(tmp_path)) < 20 and sum(r["usd"] for r in ledger) <= 0.01
-        proc = run_script("03_teacher.py", tmp_path, **teacher_env(api, **(env | {"MAX_COST_USD": "0"})))
+        proc = run_script(
+            "03_teacher.py", tmp_path, **teacher_env(api, **(env | {"MAX_COST_USD": "0"}))
+        )
     assert proc.returncode == 0 and len(outputs(tmp_path)) == 20
 
 

@@ -158,3 +158,14 @@ def _text(content) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
+
+
+if __name__ == "__main__":  # a server in its own process, for benchmarks: prints its port
+    import argparse
+
+    parser = argparse.ArgumentParser(description="fake OpenAI/Anthropic server on 127.0.0.1")
+    parser.add_argument("--latency", type=float, default=0.1)
+    args = parser.parse_args()
+    api = FakeAPI(latency=args.latency).start()
+    print(api.port, flush=True)
+    threading.Event().wait()
