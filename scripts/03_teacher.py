@@ -5,18 +5,16 @@ Reads data/RUN/sample_train.jsonl and student_drafts.jsonl. Appends data/RUN/tea
 (one row per question, resumes by id) and the cost ledger data/RUN/teacher_cost.jsonl.
 """
 
-import asyncio
 import time
-import uuid
 from collections import Counter
 
 from common.config import load_config, print_config, shown
-from common.costs import Budget, estimate_tokens, prices, teacher_model, usd
+from common.costs import estimate_tokens, prices, teacher_model, usd
 from common.errors import BudgetReached, DataError, run_main
 from common.jsonl import JsonlAppender, read_jsonl
 from common.manifest import write_manifest
 from common.tasks import Task, get_task
-from common.teacher_runner import ResponseCache, run_requests
+from common.teacher_runner import ask_teacher
 from common.teachers import Job, Reply, make_teacher
 
 
@@ -105,28 +103,16 @@ def main() -> None:
     if cfg.dry_run:
         print_dry_run(jobs_for(examples), price, cfg.teacher_max_tokens)
         return
-    teacher = make_teacher(cfg, task.answer_kind)  # a missing key stops here
+    teacher = make_teacher(cfg, task)  # a missing key stops here
 
-    outputs, ledger = JsonlAppender(out_path), JsonlAppender(ledger_path, key="call_id")
+    outputs = JsonlAppender(out_path)
     retried = outputs.retain(lambda row: row["status"] != "api_error")
     todo = [ex for ex in examples if ex["id"] not in outputs]
     print(f"{len(examples) - len(todo)} questions already done ({retried} API errors to retry), "
           f"{len(todo)} to ask {model} ({cfg.teacher_attempts} attempt(s) each)")  # fmt: skip
-    budget = Budget(cfg.max_cost_usd, sum(r["usd"] for r in ledger.rows.values()), price,
-                    cfg.teacher_max_tokens)  # fmt: skip
-    cache = (
-        ResponseCache(cfg.cache_path / "teacher_cache.jsonl") if cfg.teacher != "offline" else None
-    )
-    settings = {"temperature": cfg.teacher_temperature, "max_tokens": cfg.teacher_max_tokens}
     pending: dict[str, dict[int, Reply]] = {}
 
     def on_reply(job: Job, reply: Reply) -> None:
-        ledger.append({
-            "call_id": uuid.uuid4().hex, "id": job.id, "attempt": job.attempt,
-            "backend": cfg.teacher, "model": model, "status": reply.status,
-            "tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out, "cached": reply.cached,
-            "usd": 0.0 if reply.cached else round(usd(reply.tokens_in, reply.tokens_out, price), 8),
-        })  # fmt: skip
         replies = pending.setdefault(job.id, {})
         replies[job.attempt] = reply
         if len(replies) == cfg.teacher_attempts:
@@ -135,15 +121,8 @@ def main() -> None:
             del pending[job.id]
 
     sent_at = time.time()
-    try:
-        asyncio.run(run_requests(
-            jobs_for(todo), teacher, on_reply, cfg.teacher_concurrency, budget, cache,
-            cache_key=lambda job: ResponseCache.key(cfg.teacher, model, job, settings),
-        ))  # fmt: skip
-    finally:
-        for store in (outputs, ledger, cache):
-            if store:
-                store.close()
+    with outputs:
+        budget = ask_teacher(cfg, teacher, jobs_for(todo), on_reply, ledger_path)
     seconds = time.time() - sent_at
 
     rows = [outputs.rows[ex["id"]] for ex in examples if ex["id"] in outputs.rows]

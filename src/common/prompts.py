@@ -26,7 +26,7 @@ def build_messages(
 ) -> list[dict]:
     """The chat messages for one question: question, optional student draft, instruction."""
     parts = [question.strip()]
-    if draft is not None:
+    if draft and draft.strip():
         parts.append("Student draft:\n" + draft.strip())
     parts.append(instruction(strategy, answer_kind))
     return [{"role": "user", "content": "\n\n".join(parts)}]
@@ -102,3 +102,54 @@ def format_teacher_reply(analysis: str, steps: list[str], final: str) -> str:
         f"## Teaching Analysis\n{analysis}\n\n## Step-by-Step Reasoning\n{numbered}\n\n"
         f"## Final Assessment\nBased on this analysis, the answer is: **[{final}]**"
     )
+
+
+# -- Completions: what the student is trained to write, per strategy ----------------------------
+_EQUATION = re.compile(r"([\d.,]+(?:\s*[-+*/x×]\s*[\d.,]+)+)\s*=\s*[\d.,]+")
+
+
+def final_line(answer: str) -> str:
+    """The answer line every strategy ends with (answers.extract_* read it back)."""
+    return f"The answer is: {answer}"
+
+
+def subquestion(step: str, i: int, decomposition: list[str]) -> str:
+    """The question a step answers: the dataset's decomposition where it has one, else the
+    step's own equation ("What is 34 + 30?"), else a plain prompt."""
+    if i < len(decomposition):
+        return decomposition[i]
+    m = _EQUATION.search(step)
+    return f"What is {m.group(1).strip()}?" if m else "What follows from this?"
+
+
+def build_target(
+    strategy: str,
+    answer: str,
+    steps: list[str],
+    decomposition: list[str] | None = None,
+) -> str:
+    """The assistant's reply for a strategy: reasoning (none for `none`), then the answer line."""
+    last = final_line(answer)
+    if strategy == "none" or not steps:
+        return last
+    if strategy == "cot":
+        return "\n".join(steps) + "\n" + last
+    if strategy == "explicit":
+        return "## Reasoning\n" + "\n".join(steps) + "\n## Answer\n" + last
+    pairs = [
+        f"Q{i + 1}: {subquestion(s, i, decomposition or [])}\nA{i + 1}: {s}"
+        for i, s in enumerate(steps)
+    ]
+    return "\n".join(pairs) + "\n" + last
+
+
+def teacher_steps(text: str) -> list[str]:
+    """The numbered steps of a teaching-format reply; without that section, its plain lines."""
+    section = re.search(r"##\s*Step-by-Step Reasoning\s*\n(.*?)(?=\n##\s|\Z)", text, re.S)
+    body = section.group(1) if section else text
+    steps = []
+    for line in body.splitlines():
+        line = re.sub(r"^\s*(?:\d+[.)]|[-*])\s*", "", line).strip()
+        if line and not line.startswith("#") and "answer is" not in line.lower():
+            steps.append(line)
+    return steps

@@ -8,6 +8,7 @@ yes/no tasks); "answer" is the normalised gold: "72" or "yes"/"no".
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from common import answers, prompts, synthetic
@@ -54,6 +55,17 @@ class Task:
 
     def _normalize(self, row: dict, question: str, where: str) -> dict:
         raise NotImplementedError
+
+    def rationale_steps(self, example: dict) -> list[str]:
+        """Reasoning steps from the dataset itself: GSM8K's worked solution (calculator
+        annotations removed), StrategyQA's facts (or its decomposition)."""
+        if self.answer_kind == "yesno":
+            steps = example.get("facts") or example.get("decomposition") or []
+            return steps or ["Recall what is known about the question."]
+        lines = [
+            re.sub(r"<<[^>]*>>", "", line).strip() for line in example["rationale"].splitlines()
+        ]
+        return [line for line in lines if line] or ["Compute the result directly."]
 
     def label(self, example: dict) -> str | None:
         """The class used for stratified sampling and balance; None for open answers."""

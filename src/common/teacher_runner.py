@@ -8,12 +8,14 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from common.costs import Budget, estimate_tokens, usd
+from common.config import Config
+from common.costs import Budget, estimate_tokens, prices, teacher_model, usd
 from common.jsonl import JsonlAppender
 from common.teachers import Job, Reply
 
@@ -88,3 +90,44 @@ async def run_requests(
     await asyncio.gather(*(one(job) for job in jobs))
     bar.close()
     return done
+
+
+def ask_teacher(
+    cfg: Config,
+    teacher,
+    jobs: list[Job],
+    on_reply: Callable[[Job, Reply], None],
+    ledger_path: Path,
+    desc: str = "teacher",
+) -> Budget:
+    """Send jobs through the configured teacher with the response cache, one cost-ledger line
+    per call and the MAX_COST_USD cap (counted over the whole ledger); return the budget."""
+    model, price = teacher_model(cfg), prices(cfg)
+    settings = {"temperature": cfg.teacher_temperature, "max_tokens": cfg.teacher_max_tokens}
+    cache = (
+        ResponseCache(cfg.cache_path / "teacher_cache.jsonl") if cfg.teacher != "offline" else None
+    )
+    with JsonlAppender(ledger_path, key="call_id") as ledger:
+        spent = sum(row["usd"] for row in ledger.rows.values())
+        budget = Budget(cfg.max_cost_usd, spent, price, cfg.teacher_max_tokens)
+
+        def record(job: Job, reply: Reply) -> None:
+            ledger.append({
+                "call_id": uuid.uuid4().hex, "id": job.id, "attempt": job.attempt,
+                "backend": cfg.teacher, "model": model, "status": reply.status,
+                "tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out,
+                "cached": reply.cached,
+                "usd": 0.0 if reply.cached else round(usd(reply.tokens_in, reply.tokens_out, price), 8),
+            })  # fmt: skip
+            on_reply(job, reply)
+
+        try:
+            asyncio.run(run_requests(
+                jobs, teacher, record, cfg.teacher_concurrency, budget, cache,
+                cache_key=lambda job: ResponseCache.key(cfg.teacher, model, job, settings),
+                desc=desc,
+            ))  # fmt: skip
+        finally:
+            if cache:
+                cache.close()
+    return budget

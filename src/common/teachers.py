@@ -25,6 +25,7 @@ class Job:
     attempt: int
     messages: list[dict]
     example: dict = field(repr=False)
+    hint: str | None = None  # the gold answer shown to the teacher (rationalization)
 
 
 @dataclass
@@ -145,8 +146,8 @@ class OfflineTeacher:
 
     model = "offline"
 
-    def __init__(self, cfg: Config, answer_kind: str):
-        self.cfg, self.answer_kind = cfg, answer_kind
+    def __init__(self, cfg: Config, task):
+        self.cfg, self.task, self.answer_kind = cfg, task, task.answer_kind
 
     def wrong_on(self, example: dict, attempt: int) -> bool:
         label = self.cfg.teacher_error_label
@@ -155,24 +156,14 @@ class OfflineTeacher:
         rng = random.Random(f"{self.cfg.random_seed}:{example['id']}:{attempt}")
         return rng.random() < self.cfg.teacher_error_rate
 
-    def final_answer(self, example: dict, attempt: int) -> str:
+    def final_answer(self, example: dict, attempt: int, hinted: bool) -> str:
         gold = example["answer"]
-        if not self.wrong_on(example, attempt):
+        if hinted or not self.wrong_on(example, attempt):
             return gold.upper() if self.answer_kind == "yesno" else gold
         if self.answer_kind == "yesno":
             return "NO" if gold == "yes" else "YES"
         delta = random.Random(f"delta:{example['id']}:{attempt}").randint(1, 9)
         return str(Decimal(gold) + delta)
-
-    def steps(self, example: dict) -> list[str]:
-        if self.answer_kind == "yesno":
-            subs = example.get("decomposition") or []
-            facts = example.get("facts") or []
-            return facts or subs or ["Recall what is known about the question."]
-        lines = [
-            re.sub(r"<<[^>]*>>", "", line).strip() for line in example["rationale"].splitlines()
-        ]
-        return [line for line in lines if line] or ["Compute the result directly."]
 
     async def complete(self, job: Job) -> Reply:
         example = job.example
@@ -182,16 +173,16 @@ class OfflineTeacher:
             if draft
             else "Let us work through the question step by step."
         )
-        final = self.final_answer(example, job.attempt)
-        text = prompts.format_teacher_reply(analysis, self.steps(example), final)
+        final = self.final_answer(example, job.attempt, hinted=job.hint is not None)
+        text = prompts.format_teacher_reply(analysis, self.task.rationale_steps(example), final)
         prompt = "".join(m["content"] for m in job.messages)
         return Reply("ok", text, estimate_tokens(prompt), estimate_tokens(text))
 
 
-def make_teacher(cfg: Config, answer_kind: str):
-    """The configured backend; a missing API key stops here, before any work."""
+def make_teacher(cfg: Config, task):
+    """The configured backend for a task; a missing API key stops here, before any work."""
     if cfg.teacher == "offline":
-        return OfflineTeacher(cfg, answer_kind)
+        return OfflineTeacher(cfg, task)
     key_name = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}[cfg.teacher]
     if not getattr(cfg, key_name.lower()):
         raise ConfigError(
