@@ -1,7 +1,8 @@
 """Stage 02: the student's first draft for each sampled question, in the seed's format
 `Answer: <answer> - <reasoning>` / `Questions: <q>? <q>?`, parsed into its parts.
 
-Reads data/RUN/sample_train.jsonl; appends data/RUN/student_drafts.jsonl (resumes by id).
+Reads data/RUN/sample_train.jsonl and dev.jsonl (dev drafts keep the dev prompts in the training
+format); appends data/RUN/student_drafts.jsonl (resumes by id).
 """
 
 import time
@@ -21,8 +22,8 @@ def main() -> None:
     cfg, _ = load_config()
     print_config(cfg, "02 student drafts")
     task = get_task(cfg.task)
-    sample_path = cfg.data_dir / "sample_train.jsonl"
-    questions = read_jsonl(sample_path, made_by="sample")
+    sample_path, dev_path = cfg.data_dir / "sample_train.jsonl", cfg.data_dir / "dev.jsonl"
+    questions = read_jsonl(sample_path, made_by="sample") + read_jsonl(dev_path, made_by="sample")
     out_path = cfg.data_dir / "student_drafts.jsonl"
 
     with JsonlAppender(out_path) as drafts:
@@ -50,7 +51,7 @@ def main() -> None:
                         "parse_ok": answer is not None and bool(parts["questions"]),
                         "new_tokens": gen.new_tokens,
                         "truncated": gen.truncated,
-                        "model": cfg.model,
+                        "model": shown(cfg.model),
                     })  # fmt: skip
         rows = [drafts.rows[q["id"]] for q in questions]
 
@@ -61,7 +62,7 @@ def main() -> None:
     )
     stats = {"drafts": len(rows), "parse_ok": parsed, "draft_answer_correct": correct,
              "truncated": sum(r["truncated"] for r in rows)}  # fmt: skip
-    manifest = write_manifest(cfg.data_dir, "drafts", cfg, {"sample_train": sample_path, "model": cfg.model},
+    manifest = write_manifest(cfg.data_dir, "drafts", cfg, {"sample_train": sample_path, "dev": dev_path, "model": cfg.model},
                               [out_path], {"stats": stats}, started)  # fmt: skip
     print(f"drafts: {len(rows)}, parsed {parsed} ({parsed / len(rows):.0%}), "
           f"draft answer correct {correct} ({correct / len(rows):.0%})")  # fmt: skip

@@ -99,6 +99,18 @@ class Config:
     openai_base_url: str = _opt("", "OpenAI-compatible server (vLLM, a proxy); default: OpenAI")
     anthropic_base_url: str = _opt("", "Anthropic-compatible server; default: Anthropic")
     cache_dir: str = _opt("", "teacher response cache (default: WORK_DIR/.cache)")
+    # Building the training sets (stage 04)
+    disagreement: str = _opt(
+        "rationalize",
+        "teacher answers that disagree with gold: drop, rationalize (STaR, gold as a hint), "
+        "or gold (keep the reasoning, correct the answer)",
+        choices=("drop", "rationalize", "gold"),
+    )
+    balance: str = _opt(
+        "none", "restore the sample's yes/no ratio", choices=("none", "upsample", "downsample")
+    )
+    allow_imbalance: bool = _opt(False, "build even if one class exceeds 60% of a yes/no set")
+    heldout_fraction: float = _opt(0.1, "teacher data held out for evaluation (REPAIRITY)")
     # Secrets: read from the environment or .env only, always shown as ***
     openai_api_key: str = _opt("", "OpenAI key (teacher)", secret=True)
     anthropic_api_key: str = _opt("", "Anthropic key (teacher)", secret=True)
@@ -291,6 +303,8 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"DEV_SAMPLES={cfg.dev_samples} must be 0 or more")
     if not 0 <= cfg.teacher_error_rate <= 1:
         raise ConfigError(f"TEACHER_ERROR_RATE={cfg.teacher_error_rate} must be in [0, 1]")
+    if not 0 <= cfg.heldout_fraction < 1:
+        raise ConfigError(f"HELDOUT_FRACTION={cfg.heldout_fraction} must be in [0, 1)")
     if not 0 <= cfg.lora_dropout < 1:
         raise ConfigError(f"LORA_DROPOUT={cfg.lora_dropout} must be in [0, 1)")
     if cfg.load_in_4bit and cfg.hw == "cpu":

@@ -69,6 +69,9 @@ def parse_draft(text: str) -> dict:
 
 
 # -- Stage 03: the teacher -----------------------------------------------------------------------
+HINT = "(The correct answer is {hint}. Explain how to reach it.)"
+# Phrases by which a rationalized reply would give away that it was shown the answer.
+HINT_GIVEAWAYS = ("correct answer is", "hint", "we are told the answer", "given answer")
 TEACHER_FINAL = {"number": "the number", "yesno": "YES or NO"}
 TEACHER_SYSTEM = (
     "You are an expert teacher. A student has attempted a question. Teach the correct reasoning "
@@ -88,11 +91,17 @@ def build_teacher_messages(
     if draft and draft.strip():
         parts.append(f"Student draft:\n{draft.strip()}")
     if hint is not None:
-        parts.append(f"(The correct answer is {hint}. Explain how to reach it.)")
+        parts.append(HINT.format(hint=hint))
     return [
         {"role": "system", "content": TEACHER_SYSTEM.format(final=TEACHER_FINAL[answer_kind])},
         {"role": "user", "content": "\n\n".join(parts)},
     ]
+
+
+def mentions_hint(text: str) -> bool:
+    """True if a reply reveals the gold hint; such text must never become training text."""
+    low = text.lower()
+    return any(phrase in low for phrase in HINT_GIVEAWAYS)
 
 
 def format_teacher_reply(analysis: str, steps: list[str], final: str) -> str:

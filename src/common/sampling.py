@@ -29,3 +29,39 @@ def stratified_indices(labels: list[str | None], n: int, rng: random.Random) -> 
         chosen += rng.sample(by_class[c], quota[c])
     rng.shuffle(chosen)
     return chosen
+
+
+def rebalance(
+    rows: list[dict],
+    labels: list[str],
+    target: dict[str, float],
+    mode: str,
+    rng: random.Random,
+) -> list[dict]:
+    """Bring the label ratio back to `target` (fractions per label).
+
+    upsample: keep every row and repeat rows of short classes (ids get '#dupN');
+    downsample: drop rows of over-full classes. Deterministic for a given rng.
+    """
+    if mode == "none":
+        return list(rows)
+    by_class: dict[str, list[dict]] = defaultdict(list)
+    for row, label in zip(rows, labels, strict=True):
+        by_class[label].append(row)
+    present = [c for c in target if target[c] > 0 and by_class.get(c)]
+    scale = [len(by_class[c]) / target[c] for c in present]
+    total = max(scale) if mode == "upsample" else min(scale)
+    out = []
+    for c in sorted(by_class):
+        rows_c = by_class[c]
+        want = round(total * target.get(c, 0)) if c in present else len(rows_c)
+        if want <= len(rows_c):
+            out += rng.sample(rows_c, want) if mode == "downsample" else rows_c
+            continue
+        out += rows_c
+        shuffled = rng.sample(rows_c, len(rows_c))  # whole cycles: no row repeated twice first
+        for k in range(want - len(rows_c)):
+            row = shuffled[k % len(rows_c)]
+            out.append(row | {"id": f"{row['id']}#dup{k // len(rows_c) + 1}"})
+    rng.shuffle(out)
+    return out
