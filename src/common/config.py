@@ -76,6 +76,35 @@ class Config:
     optim: str = _opt("adamw_torch", "optimizer name as transformers knows it")
     learning_rate: float = _opt(2e-4, "peak learning rate")
     epochs: float = _opt(3.0, "training epochs")
+    max_steps: int = _opt(
+        -1, "stop each training phase after this many optimizer steps (-1: EPOCHS)"
+    )
+    warmup_ratio: float = _opt(0.03, "fraction of steps with learning-rate warm-up")
+    eval_steps: int = _opt(0, "evaluate dev loss and save every N steps (0: four times an epoch)")
+    early_stopping_patience: int = _opt(
+        3, "evaluations without dev-loss improvement before stopping"
+    )
+    resume: bool = _opt(True, "continue a killed phase from its last checkpoint (0: start over)")
+    # Phase C (stage 08)
+    dpo_data: str = _opt(
+        "auto", "pairs to train on: preferences (stage 07), pairs (stage 04), both, or auto "
+        "(preferences when present, else pairs)", choices=("auto", "preferences", "pairs", "both"),
+    )  # fmt: skip
+    dpo_loss: str = _opt(
+        "sigmoid", "sigmoid, ipo, robust, cal_dpo, dr_dpo, centered; '+sft' adds NLL"
+    )
+    dpo_beta: float = _opt(0.1, "DPO beta")
+    dpo_sft_weight: float = _opt(1.0, "weight of the NLL term in '+sft' (Iterative RPO)")
+    dpo_label_smoothing: float = _opt(0.1, "robust DPO: assumed rate of flipped labels")
+    dr_dpo_beta: float = _opt(1.0, "Dr-DPO beta'")
+    dpo_schedule: str = _opt(
+        "none", "seed: epoch 1 beta 0.05, epochs 2-3 beta 0.1 centered, epoch 4 + noisy-pair filter",
+        choices=("none", "seed"),
+    )  # fmt: skip
+    noisy_fraction: float = _opt(0.15, "schedule epoch 4: pairs dropped where the reference most "
+                                       "prefers the rejected answer")  # fmt: skip
+    dpo_learning_rate: float = _opt(5e-5, "Phase C learning rate")
+    dpo_epochs: float = _opt(1.0, "Phase C epochs (the seed schedule uses 4)")
     # Generation (stages 02, 07, 09) and the student's drafts (stage 02)
     gen_batch_size: int = _opt(32, "prompts per generation batch (halved on CUDA OOM)")
     draft_max_new_tokens: int = _opt(96, "token limit of a student draft")
@@ -303,6 +332,14 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"DEV_SAMPLES={cfg.dev_samples} must be 0 or more")
     if not 0 <= cfg.teacher_error_rate <= 1:
         raise ConfigError(f"TEACHER_ERROR_RATE={cfg.teacher_error_rate} must be in [0, 1]")
+    from common.dpo_losses import LOSSES
+
+    parts = cfg.dpo_loss.split("+")
+    if any(p not in LOSSES for p in parts) or parts[0] == "sft":
+        raise ConfigError(f"DPO_LOSS={cfg.dpo_loss!r} is not allowed; choose one of "
+                          f"{'|'.join(LOSSES[:-1])}, optionally with '+sft' (e.g. sigmoid+sft)")  # fmt: skip
+    if cfg.dpo_beta <= 0 or not 0 <= cfg.dpo_label_smoothing < 0.5:
+        raise ConfigError("DPO_BETA must be > 0 and DPO_LABEL_SMOOTHING in [0, 0.5)")
     if not 0 <= cfg.heldout_fraction < 1:
         raise ConfigError(f"HELDOUT_FRACTION={cfg.heldout_fraction} must be in [0, 1)")
     if not 0 <= cfg.lora_dropout < 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 from common.config import Config
@@ -50,10 +51,23 @@ def model_kwargs(cfg: Config) -> dict:
             bnb_4bit_use_double_quant=cfg.bnb_double_quant,
             bnb_4bit_compute_dtype=dtype,
         )
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}  # one GPU per process
     if cfg.hf_token:
         kwargs["token"] = cfg.hf_token
     return kwargs
+
+
+# For base models that ship no chat template (GAIR/Abel-7B-002 is a Llama-2 base): a plain
+# Question/Answer layout whose {% generation %} block ends with EOS, so the model learns to stop.
+FALLBACK_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'user' -%}{{- 'Question: ' + message['content'] + '\n' -}}"
+    "{%- elif message['role'] == 'system' -%}{{- message['content'] + '\n\n' -}}"
+    "{%- else -%}{{- 'Answer: ' -}}{% generation %}{{- message['content'] + eos_token -}}"
+    "{% endgeneration %}{{- '\n' -}}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- 'Answer: ' -}}{%- endif -%}"
+)
 
 
 def load_tokenizer(path: str, cfg: Config):
@@ -62,6 +76,8 @@ def load_tokenizer(path: str, cfg: Config):
     tok = AutoTokenizer.from_pretrained(path, token=cfg.hf_token or None)
     if tok.pad_token is None:  # Llama-2-style tokenizers ship without one
         tok.pad_token = tok.eos_token
+    if not tok.chat_template:
+        tok.chat_template = FALLBACK_CHAT_TEMPLATE
     return tok
 
 

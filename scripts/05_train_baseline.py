@@ -1,0 +1,22 @@
+"""Stage 05, Phase A: answer-only SFT (Track A) of a new LoRA adapter on the student.
+
+Reads data/RUN/train_baseline.jsonl and dev_baseline.jsonl; writes checkpoints/RUN/phaseA/
+(PEFT adapter, tokenizer, model card, training_curves.png, train.manifest.json).
+"""
+
+from common.config import load_config, print_config
+from common.errors import run_main
+from common.sft import run_sft
+from common.training import require_rows
+
+
+def main() -> None:
+    cfg, _ = load_config()
+    print_config(cfg, "05 Phase A (answer-only SFT)")
+    train = require_rows(cfg.data_dir / "train_baseline.jsonl", made_by="datasets")
+    dev = require_rows(cfg.data_dir / "dev_baseline.jsonl", made_by="datasets")
+    run_sft(cfg, "phaseA", train, dev, cfg.checkpoint_dir / "phaseA")
+
+
+if __name__ == "__main__":
+    run_main(main)

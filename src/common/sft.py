@@ -1,0 +1,61 @@
+"""Supervised fine-tuning of the LoRA student on TRL's SFTTrainer (Phases A and B)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from common.config import Config, shown
+from common.training import (
+    already_done,
+    finish,
+    load_student,
+    oom_hint,
+    packing_supported,
+    resume_from,
+    trainer_args,
+)  # fmt: skip
+
+
+def run_sft(
+    cfg: Config,
+    phase: str,
+    train_path: Path,
+    dev_path: Path,
+    out_dir: Path,
+    init_adapter: Path | None = None,
+) -> dict | None:
+    """Train on prompt-completion records (loss on the completion, end-of-turn included), early
+    stopping on dev loss and keeping the best checkpoint; return the phase metrics."""
+    from datasets import load_dataset
+    from transformers import EarlyStoppingCallback
+    from trl import SFTConfig, SFTTrainer
+
+    started = time.time()
+    data = {"train": train_path, "dev": dev_path}
+    if already_done(cfg, out_dir, data | ({"init_adapter": init_adapter} if init_adapter else {})):
+        return None
+    files = {"train": str(train_path), "dev": str(dev_path)}
+    dataset = load_dataset("json", data_files=files)
+    model, tokenizer = load_student(cfg, init_adapter)
+    model.print_trainable_parameters()
+    packing = packing_supported(cfg)
+    args = SFTConfig(
+        **trainer_args(cfg, out_dir, len(dataset["train"]), cfg.learning_rate, cfg.epochs),
+        completion_only_loss=True,
+        packing=packing,
+        train_sampling_strategy="random" if packing else "group_by_length",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset["train"],
+        eval_dataset=dataset["dev"],
+        processing_class=tokenizer,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
+    )
+    print(f"{phase}: {len(dataset['train'])} train / {len(dataset['dev'])} dev examples from "
+          f"{shown(train_path)}, packing={packing}")  # fmt: skip
+    with oom_hint(cfg, phase):
+        trainer.train(resume_from_checkpoint=resume_from(cfg, out_dir))
+    return finish(trainer, cfg, phase, out_dir, data, init_adapter, started)
