@@ -1,0 +1,97 @@
+"""Stage 08, Phase C: DPO from the Phase B adapter on preference pairs, with the losses of
+src/common/dpo_losses.py (DPO_LOSS) and, optionally, the seed plan's beta schedule.
+
+Reads data/RUN/preferences.jsonl (stage 07) and/or pairs.jsonl (stage 04), checkpoints/RUN/phaseB/;
+writes checkpoints/RUN/phaseC/ and the reference log-prob cache checkpoints/RUN/ref_logps/.
+"""
+
+import time
+
+from common.config import load_config, print_config, shown
+from common.dpo import (
+    LooperDPOTrainer,
+    attach_reference_logps,
+    noisy_threshold,
+    reference_cache_path,
+)
+from common.errors import DataError, run_main
+from common.training import (
+    already_done,
+    finish,
+    load_student,
+    oom_hint,
+    require_adapter,
+    require_rows,
+    resume_from,
+    trainer_args,
+)  # fmt: skip
+
+SEED_SCHEDULE_EPOCHS = 4
+
+
+def pair_files(cfg) -> list:
+    prefs, pairs = cfg.data_dir / "preferences.jsonl", cfg.data_dir / "pairs.jsonl"
+    if cfg.dpo_data == "auto":
+        chosen = [prefs] if prefs.is_file() else [pairs]
+    else:
+        chosen = {"preferences": [prefs], "pairs": [pairs], "both": [prefs, pairs]}[cfg.dpo_data]
+    made_by = {prefs: "rollouts", pairs: "datasets"}
+    return [require_rows(p, made_by=made_by[p]) for p in chosen]
+
+
+def main() -> None:
+    from datasets import concatenate_datasets, load_dataset
+    from transformers import EarlyStoppingCallback
+    from trl import DPOConfig
+
+    started = time.time()
+    cfg, _ = load_config()
+    print_config(cfg, "08 Phase C (DPO)")
+    phase_b = require_adapter(cfg.checkpoint_dir / "phaseB", made_by="phaseB")
+    files = pair_files(cfg)
+    out_dir = cfg.checkpoint_dir / "phaseC"
+    data = {f.stem: f for f in files}
+    if already_done(cfg, out_dir, data | {"init_adapter": phase_b}):
+        return
+
+    pairs = concatenate_datasets(
+        [load_dataset("json", data_files=str(f), split="train") for f in files]
+    )
+    keep = [c for c in pairs.column_names if c in ("id", "prompt", "chosen", "rejected")]
+    pairs = pairs.select_columns(keep).shuffle(seed=cfg.random_seed)
+    if len(pairs) < 2:
+        raise DataError(
+            f"{', '.join(shown(f) for f in files)}: {len(pairs)} pairs; DPO needs at least 2"
+        )
+    split = pairs.train_test_split(test_size=max(1, len(pairs) // 10), seed=cfg.random_seed)
+    print(f"phaseC: {len(split['train'])} train / {len(split['test'])} dev pairs from "
+          f"{', '.join(shown(f) for f in files)}; loss {cfg.dpo_loss}, schedule {cfg.dpo_schedule}")  # fmt: skip
+
+    seed_schedule = cfg.dpo_schedule == "seed"
+    epochs = SEED_SCHEDULE_EPOCHS if seed_schedule else cfg.dpo_epochs
+    args = trainer_args(cfg, out_dir, len(split["train"]), cfg.dpo_learning_rate, epochs)
+    # The schedule changes the loss between epochs, so dev losses across epochs don't compare.
+    args["load_best_model_at_end"] = not seed_schedule
+    model, tokenizer = load_student(cfg, init_adapter=phase_b)
+    trainer = LooperDPOTrainer(
+        model=model,
+        args=DPOConfig(
+            **args, beta=cfg.dpo_beta, precompute_ref_log_probs=False, remove_unused_columns=False
+        ),  # fmt: skip
+        train_dataset=split["train"],
+        eval_dataset=split["test"],
+        processing_class=tokenizer,
+        callbacks=[] if seed_schedule else [EarlyStoppingCallback(cfg.early_stopping_patience)],
+        looper_cfg=cfg,
+    )
+    cache = reference_cache_path(cfg, phase_b, files, cfg.checkpoint_dir / "ref_logps")
+    attach_reference_logps(trainer, cache)
+    if seed_schedule:
+        trainer.noisy_above = noisy_threshold(trainer.train_dataset, cfg.noisy_fraction)
+    with oom_hint(cfg, "phaseC"):
+        trainer.train(resume_from_checkpoint=resume_from(cfg, out_dir))
+    finish(trainer, cfg, "phaseC", out_dir, data, phase_b, started)
+
+
+if __name__ == "__main__":
+    run_main(main)
