@@ -11,6 +11,12 @@ PY ?= $(VENV)/bin/python
 SETUP_STAMP ?= $(VENV)/.installed
 TINY_MODEL := checkpoints/tiny-base/model.safetensors
 
+# Several GPUs: `make phaseA GPUS=4` (ACCELERATE=ddp|fsdp|zero3 picks docker/accelerate/*.yaml).
+GPUS ?= 1
+ACCELERATE ?= ddp
+TRAIN_STAGES := phaseA phaseB dpo
+LAUNCH := $(if $(filter-out 1,$(GPUS)),$(PY) -m accelerate.commands.launch --config_file docker/accelerate/$(ACCELERATE).yaml --num_processes $(GPUS),$(PY))
+
 # Stage target -> script (DESIGN.md's stage table).
 STAGES := sample drafts teacher datasets phaseA phaseB rollouts dpo eval
 script_sample   := scripts/01_sample.py
@@ -70,7 +76,7 @@ $(TINY_MODEL): | $(SETUP_STAMP)
 # One rule for every stage: run its script, or say plainly that it does not exist yet.
 $(STAGES): | $(SETUP_STAMP)
 	@test -f $(script_$@) || { echo "make $@: $(script_$@) is not implemented yet"; exit 2; }
-	$(PY) $(script_$@)
+	$(if $(filter $@,$(TRAIN_STAGES)),$(LAUNCH),$(PY)) $(script_$@)
 
 sample:   ## 01 sample train/dev/test            -> data/RUN/sample_train.jsonl dev.jsonl test.jsonl
 drafts:   ## 02 student drafts                   -> data/RUN/student_drafts.jsonl

@@ -73,7 +73,7 @@ def dr_dpo_reduce(
     masked = torch.where(keep, logits, torch.full_like(logits, -math.inf))
     if not keep.any():
         return per_pair_dpo.sum() * 0
-    return -beta_prime * (torch.logsumexp(masked, dim=0) - torch.log(n.float()))
+    return -beta_prime * (torch.logsumexp(masked, dim=0) - torch.log(n.to(logits.dtype)))
 
 
 def per_pair_loss(

@@ -55,7 +55,7 @@ def run_sft(
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
     )
     print(f"{phase}: {len(dataset['train'])} train / {len(dataset['dev'])} dev examples from "
-          f"{shown(train_path)}, packing={packing}")  # fmt: skip
+          f"{shown(train_path)}, packing={packing}, {trainer.accelerator.num_processes} process(es)")  # fmt: skip
     with oom_hint(cfg, phase):
         trainer.train(resume_from_checkpoint=resume_from(cfg, out_dir))
     return finish(trainer, cfg, phase, out_dir, data, init_adapter, started)

@@ -186,15 +186,14 @@ def finish(trainer, cfg: Config, phase: str, out_dir: Path, data: dict[str, Path
         "best_checkpoint": shown(trainer.state.best_model_checkpoint or ""),
         "seconds": round(time.time() - started, 1),
     }
+    if not trainer.is_world_process_zero():  # one process writes; the others are done
+        return metrics
     (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
-    plot_training_curves(
-        history, out_dir / "training_curves.png", f"{phase} ({cfg.task}, {cfg.hw})"
-    )
-    (out_dir / "README.md").write_text(
-        model_card(phase, cfg, cfg.model, data, metrics, init_adapter)
-    )
-    if trainer.is_world_process_zero():
-        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    title = f"{phase} ({cfg.task}, {cfg.hw})"
+    plot_training_curves(history, out_dir / "training_curves.png", title)
+    card = model_card(phase, cfg, cfg.model, data, metrics, init_adapter)
+    (out_dir / "README.md").write_text(card)
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     inputs = dict(data) | ({"init_adapter": init_adapter} if init_adapter else {})
     outputs = [p for p in out_dir.iterdir() if p.is_file() and p.name != MANIFEST]
     write_manifest(out_dir, "train", cfg, inputs, outputs, {"metrics": metrics}, started)

@@ -1,0 +1,205 @@
+"""Phases A, B and C on the tiny model (CPU): loss goes down, B starts from A, C's reference is
+B, resume continues at the same step, two processes through accelerate, clear errors."""
+
+import json
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import ROOT, offline_env, run_script
+from safetensors.torch import load_file
+
+from common.config import load_config
+from common.errors import LooperError
+from common.training import oom_hint
+
+FAST = {"TASK": "arith", "BATCH_SIZE": "8", "MAX_STEPS": "6", "EVAL_STEPS": "3",
+        "LEARNING_RATE": "3e-3", "DPO_LEARNING_RATE": "1e-3"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_model_dir):
+    """Stages 01-04 once: a work dir with the tiny model and the training sets."""
+    work = tmp_path_factory.mktemp("train")
+    shutil.copytree(tiny_model_dir, work / "checkpoints/tiny-base")
+    # Sampled drafts: the untrained model's greedy drafts are blank, which makes no pairs.
+    env = FAST | {"TRAIN_SAMPLES": "64", "DEV_SAMPLES": "8", "DRAFT_MAX_NEW_TOKENS": "8",
+                  "DRAFT_TEMPERATURE": "1.0"}  # fmt: skip
+    for script in ("01_sample.py", "02_student_drafts.py", "03_teacher.py", "04_build_datasets.py"):
+        proc = run_script(script, work, **env)
+        assert proc.returncode == 0, proc.stderr
+    return work
+
+
+@pytest.fixture(scope="module")
+def trained(built):
+    """Phases A and B once on top of `built` (the tests below read and copy them)."""
+    for script in ("05_train_baseline.py", "06_train_cot.py"):
+        proc = run_script(script, built, **FAST)
+        assert proc.returncode == 0, proc.stderr
+    return built
+
+
+def copy(built, tmp_path, phases=()):
+    shutil.copytree(built / "data", tmp_path / "data")
+    shutil.copytree(built / "checkpoints/tiny-base", tmp_path / "checkpoints/tiny-base")
+    for phase in phases:
+        shutil.copytree(
+            built / f"checkpoints/arith/{phase}", tmp_path / f"checkpoints/arith/{phase}"
+        )
+
+
+def history(work, phase):
+    return json.loads((work / f"checkpoints/arith/{phase}/log_history.json").read_text())
+
+
+def losses(work, phase):
+    return [row["loss"] for row in history(work, phase) if "loss" in row]
+
+
+def lora(work, phase):
+    return load_file(work / f"checkpoints/arith/{phase}/adapter_model.safetensors")
+
+
+def test_phases_a_b_c_learn_and_chain(trained):
+    built = trained
+    a = losses(built, "phaseA")
+    assert a[-1] < a[0]
+    out = built / "checkpoints/arith/phaseA"
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json",
+                 "README.md", "training_curves.png", "train.manifest.json"):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert not (out / "checkpoints").exists()  # intermediate checkpoints are cleaned up
+    assert "base_model:" in (out / "README.md").read_text()
+
+    b = losses(built, "phaseB")
+    assert b[-1] < b[0]
+    assert "continued from `" in (built / "checkpoints/arith/phaseB/README.md").read_text()
+
+    proc = run_script("08_train_dpo.py", built, **(FAST | {"EVAL_STEPS": "1"}))  # log every step
+    assert proc.returncode == 0, proc.stderr
+    rows = [r for r in history(built, "phaseC") if "loss" in r]
+    # The policy starts as Phase B and the reference is Phase B: at the first step the implicit
+    # rewards are 0 and the DPO loss is exactly log 2.
+    assert rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-3)
+    assert abs(rows[0]["rewards/chosen"]) < 1e-3 and abs(rows[0]["rewards/rejected"]) < 1e-3
+    assert rows[-1]["loss"] < rows[0]["loss"] and rows[-1]["rewards/margins"] > 0
+    assert "computed" in proc.stdout
+
+    # A re-run of a finished phase is a no-op; RESUME=0 retrains and reuses the cached
+    # reference log-probs (none computed).
+    proc = run_script("08_train_dpo.py", built, **(FAST | {"EVAL_STEPS": "1"}))
+    assert "is complete for these inputs" in proc.stdout
+    proc = run_script("08_train_dpo.py", built, **FAST, RESUME="0", DPO_LOSS="cal_dpo+sft")
+    assert proc.returncode == 0, proc.stderr
+    assert "reference log-probs: 0 computed" in proc.stdout
+
+
+def test_phase_b_starts_from_phase_a_weights(trained, tmp_path):
+    copy(trained, tmp_path, ["phaseA"])
+    proc = run_script("06_train_cot.py", tmp_path, **(FAST | {"LEARNING_RATE": "0"}))
+    assert proc.returncode == 0, proc.stderr
+    a, b = lora(tmp_path, "phaseA"), lora(tmp_path, "phaseB")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(v.abs().sum() > 0 for k, v in a.items() if "lora_B" in k)  # A really trained B
+
+
+def test_seed_schedule_changes_beta_and_filters_noisy_pairs(trained, tmp_path):
+    copy(trained, tmp_path, ["phaseA", "phaseB"])
+    env = FAST | {"DPO_SCHEDULE": "seed", "MAX_STEPS": "-1", "BATCH_SIZE": "8", "EVAL_STEPS": "2",
+                  "NOISY_FRACTION": "0.5"}  # fmt: skip
+    proc = run_script("08_train_dpo.py", tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    rows = [r for r in history(tmp_path, "phaseC") if "beta" in r and "loss" in r]
+    by_epoch = {math.ceil(r["epoch"]): r for r in rows}
+    assert set(by_epoch) == {1, 2, 3, 4}
+    assert by_epoch[1]["beta"] == pytest.approx(0.05) and by_epoch[2]["beta"] == pytest.approx(0.1)
+    kept_early = [r["pairs_kept"] for r in rows if r["epoch"] <= 3]
+    kept_last = [r["pairs_kept"] for r in rows if r["epoch"] > 3]
+    assert all(k == 1 for k in kept_early) and min(kept_last) < 1
+
+
+def _wait_for(path_glob, root, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if list(root.glob(path_glob)):
+            return
+        if proc.poll() is not None:
+            pytest.fail("the phase finished before it could be killed")
+        time.sleep(0.1)
+    pytest.fail(f"no {path_glob} within {timeout}s")
+
+
+def test_killed_phase_resumes_at_the_same_step(built, tmp_path):
+    copy(built, tmp_path)
+    env = FAST | {"MAX_STEPS": "40", "EVAL_STEPS": "4", "EARLY_STOPPING_PATIENCE": "100"}
+    proc = subprocess.Popen([sys.executable, "scripts/05_train_baseline.py"], cwd=ROOT,
+                            env=offline_env(tmp_path, **env), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    ckpts = tmp_path / "checkpoints/arith/phaseA/checkpoints"
+    _wait_for("checkpoint-8/trainer_state.json", ckpts, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = max(int(p.name.split("-")[1]) for p in ckpts.glob("checkpoint-*")
+                if (p / "trainer_state.json").exists())  # fmt: skip
+    assert 8 <= saved < 40
+    done = run_script("05_train_baseline.py", tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"resuming from checkpoints/arith/phaseA/checkpoints/checkpoint-{saved}"
+        in done.stdout.replace(str(tmp_path) + "/", "")
+    )
+    steps = [r["step"] for r in history(tmp_path, "phaseA") if "loss" in r]
+    assert steps[-1] == 40 and steps == sorted(set(steps))  # continued, no step trained twice
+    assert (
+        json.loads((tmp_path / "checkpoints/arith/phaseA/train.manifest.json").read_text())[
+            "metrics"
+        ]["global_step"]
+        == 40
+    )
+
+
+def test_two_processes_through_accelerate(built, tmp_path):
+    copy(built, tmp_path)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           "docker/accelerate/ddp.yaml", "--num_processes", "2", "scripts/05_train_baseline.py"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, env=offline_env(tmp_path, **FAST), capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es)" in proc.stdout
+    assert (tmp_path / "checkpoints/arith/phaseA/adapter_model.safetensors").is_file()
+    assert losses(tmp_path, "phaseA")[-1] < losses(tmp_path, "phaseA")[0]
+
+
+def test_bad_inputs_name_the_fix(built, tmp_path):
+    copy(built, tmp_path)
+    proc = run_script("06_train_cot.py", tmp_path, **FAST)
+    assert proc.returncode == 1 and "run `make phaseA` first" in proc.stderr
+    proc = run_script("08_train_dpo.py", tmp_path, **FAST)
+    assert proc.returncode == 1 and "run `make phaseB` first" in proc.stderr
+    (tmp_path / "data/arith/train_baseline.jsonl").write_text("")
+    proc = run_script("05_train_baseline.py", tmp_path, **FAST)
+    assert proc.returncode == 1 and "is empty: nothing to train on" in proc.stderr
+    shutil.rmtree(tmp_path / "checkpoints/tiny-base")
+    (tmp_path / "data/arith/train_baseline.jsonl").write_text(
+        (built / "data/arith/train_baseline.jsonl").read_text()
+    )
+    proc = run_script("05_train_baseline.py", tmp_path, **FAST)
+    assert proc.returncode == 1 and "run `make tiny-model` first" in proc.stderr
+
+
+def test_out_of_memory_names_the_profile_knobs():
+    cfg = load_config([], env={"HW": "h100"})[0]
+    with (
+        pytest.raises(
+            LooperError,
+            match=r"BATCH_SIZE=16.*GRAD_ACCUM.*MAX_LENGTH.*GRADIENT_CHECKPOINTING=1.*HW=4060",
+        ),
+        oom_hint(cfg, "phaseA"),
+    ):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
