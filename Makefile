@@ -29,7 +29,7 @@ script_rollouts := scripts/07_rollouts.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test lint format demo tiny-model all clean bench-teacher bench-generation $(STAGES)
+.PHONY: help setup config test lint format demo tiny-model merge all clean bench-teacher bench-generation bench-padding bench-dpo gpu-check $(STAGES)
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -88,6 +88,10 @@ rollouts: ## 07 rollouts and preference pairs    -> data/RUN/rollouts.jsonl pref
 dpo:      ## 08 Phase C: DPO                     -> checkpoints/RUN/phaseC/
 eval:     ## 09 evaluate checkpoints             -> outputs/RUN/
 
+PHASE ?= phaseC
+merge: | $(SETUP_STAMP) ## merge a phase's adapter into its base (PHASE=phaseA|phaseB|phaseC) -> checkpoints/RUN/merged-PHASE/
+	$(PY) scripts/merge_adapter.py --phase $(PHASE)
+
 all: ## every stage in order
 	@for stage in $(STAGES); do $(MAKE) --no-print-directory $$stage || exit $$?; done
 
@@ -105,6 +109,15 @@ bench-teacher: | $(SETUP_STAMP) ## benchmark: 400 teacher requests, concurrent v
 
 bench-generation: | $(SETUP_STAMP) ## benchmark: batched vs one-at-a-time generation on the tiny model
 	$(PY) benchmarks/bench_generation.py
+
+bench-padding: | $(SETUP_STAMP) ## benchmark: real-token fraction of batches over GSM8K Track B lengths
+	$(PY) benchmarks/bench_padding.py
+
+bench-dpo: | $(SETUP_STAMP) ## benchmark: DPO step time, cached reference log-probs vs reference every step
+	$(PY) benchmarks/bench_dpo.py
+
+gpu-check: | $(SETUP_STAMP) ## on a CUDA machine: Phi-3.5-mini-shaped memory (4060) and tokens/s, MFU (h100)
+	$(PY) benchmarks/gpu_check.py
 
 print-script-%:
 	@echo $(script_$*)

@@ -203,3 +203,18 @@ def test_out_of_memory_names_the_profile_knobs():
         oom_hint(cfg, "phaseA"),
     ):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def test_merge_gives_the_same_model_as_base_plus_adapter(trained, tmp_path):
+    from common.modeling import load_model
+
+    copy(trained, tmp_path, ["phaseB"])
+    proc = run_script("merge_adapter.py", tmp_path, "--phase", "phaseB", **FAST)
+    assert proc.returncode == 0, proc.stderr
+    cfg = load_config([], env={"HW": "cpu"})[0]
+    adapter, tok = load_model(str(tmp_path / "checkpoints/arith/phaseB"), cfg)
+    merged, _ = load_model(str(tmp_path / "checkpoints/arith/merged-phaseB"), cfg)
+    ids = tok("Ava has 12 apples. Then Ava buys 30 more.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(adapter(ids).logits, merged(ids).logits, atol=1e-4)
+    assert not (tmp_path / "checkpoints/arith/merged-phaseB/adapter_config.json").exists()

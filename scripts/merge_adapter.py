@@ -1,0 +1,42 @@
+"""Merge a phase's LoRA adapter into its base model: a standalone model for vLLM, llama.cpp or
+the hub. The base is loaded unquantized in COMPUTE_DTYPE (merging into 4-bit weights loses
+precision). `make merge PHASE=phaseC` writes checkpoints/RUN/merged-phaseC/.
+"""
+
+import argparse
+import json
+import time
+
+from common.config import load_config, print_config, shown
+from common.errors import run_main
+from common.manifest import write_manifest
+from common.modeling import load_tokenizer
+from common.training import require_adapter
+
+
+def main() -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    started = time.time()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--phase", default="phaseC", choices=("phaseA", "phaseB", "phaseC"))
+    cfg, args = load_config(parser=parser)
+    print_config(cfg, f"merge {args.phase}")
+    made_by = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "dpo"}[args.phase]
+    adapter = require_adapter(cfg.checkpoint_dir / args.phase, made_by=made_by)
+    base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, cfg.compute_dtype),
+                                                 token=cfg.hf_token or None)  # fmt: skip
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    out = cfg.checkpoint_dir / f"merged-{args.phase}"
+    merged.save_pretrained(out)
+    load_tokenizer(str(adapter), cfg).save_pretrained(out)
+    files = [p for p in out.iterdir() if p.is_file()]
+    write_manifest(out, "merge", cfg, {"adapter": adapter}, files, {"base_model": base}, started)
+    print(f"merged {shown(adapter)} into {base} -> {shown(out)}")
+
+
+if __name__ == "__main__":
+    run_main(main)
