@@ -198,7 +198,7 @@ def test_out_of_memory_names_the_profile_knobs():
     with (
         pytest.raises(
             LooperError,
-            match=r"BATCH_SIZE=16.*GRAD_ACCUM.*MAX_LENGTH.*GRADIENT_CHECKPOINTING=1.*HW=4060",
+            match=r"BATCH_SIZE=4.*GRAD_ACCUM.*MAX_LENGTH.*GRADIENT_CHECKPOINTING=1.*HW=4060",
         ),
         oom_hint(cfg, "phaseA"),
     ):

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from common.config import Config
-from common.errors import DataError
+from common.errors import ConfigError, DataError
 
 
 def is_adapter(path: str | Path) -> bool:
@@ -43,6 +43,11 @@ def model_kwargs(cfg: Config) -> dict:
     dtype = getattr(torch, cfg.compute_dtype)
     kwargs = {"dtype": dtype, "attn_implementation": attn_implementation(cfg.attn_impl)}
     if cfg.load_in_4bit:
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise ConfigError(
+                "LOAD_IN_4BIT=1 (HW=4060) needs bitsandbytes: pip install -r requirements-gpu.txt "
+                "(make gpu-setup does it), or use HW=h100 for bf16 without quantization"
+            )
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(

@@ -5,6 +5,7 @@ model card, curves, manifest).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -71,8 +72,12 @@ def trainer_args(cfg: Config, out_dir: Path, n_train: int, lr: float, epochs: fl
     # TensorBoard logs beside the adapter (not under checkpoints/, which finish() removes).
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out_dir / "runs")
     report = ["tensorboard"]
-    if cfg.wandb_api_key:
-        report.append("wandb")
+    if cfg.wandb_api_key and importlib.util.find_spec("wandb"):
+        report.append("wandb")  # the key reaches wandb through the environment, never a file
+        os.environ["WANDB_API_KEY"] = cfg.wandb_api_key
+    elif cfg.wandb_api_key:
+        print("note: WANDB_API_KEY is set but wandb is not installed (pip install wandb); "
+              "logging to TensorBoard only")  # fmt: skip
     batches = max(1, n_train // (cfg.batch_size * cfg.grad_accum))
     eval_steps = cfg.eval_steps or max(1, batches // 4)
     return {
