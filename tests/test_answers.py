@@ -24,6 +24,11 @@ from common.tasks import get_task
         ("The answer is 18 apples, not 20.", "18"),
         ("Answer: 7\nThe answer is 8", "8"),  # the stronger marker wins
         ("no numbers here", None),
+        ("1111111111111111111111111111111111111111 2", "2"),  # model babble: no overflow
+        (
+            "The answer is: 12345678901234567890123456789012345",
+            "12345678901234567890123456789012345",
+        ),
         ("", None),
     ],
 )

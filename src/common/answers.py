@@ -33,7 +33,7 @@ def normalize_number(text: str) -> str | None:
     except InvalidOperation:
         return None
     if value == value.to_integral_value():
-        return str(value.quantize(Decimal(1)))
+        return str(int(value))  # exact at any size (quantize overflows past 28 digits)
     return format(value.normalize(), "f")
 
 

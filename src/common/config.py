@@ -140,6 +140,17 @@ class Config:
     )
     allow_imbalance: bool = _opt(False, "build even if one class exceeds 60% of a yes/no set")
     heldout_fraction: float = _opt(0.1, "teacher data held out for evaluation (REPAIRITY)")
+    # Evaluation (stage 09)
+    eval_checkpoints: str = _opt(
+        "", "comma-separated: base, phaseA, phaseB, phaseC, merged-phaseX, a folder or a hub id "
+        "(default: base and every trained phase)",
+    )  # fmt: skip
+    eval_samples: int = _opt(0, "evaluate the first N test questions (0: all)")
+    eval_max_new_tokens: int = _opt(512, "answer token limit; the truncation rate is reported")
+    eval_ablations: bool = _opt(True, "draft ablations and attribution on the last phase")
+    attribution_samples: int = _opt(16, "questions for the integrated-gradients draft share")
+    target_b_gain: float = _opt(10.0, "report target: Phase B over Phase A, in points")
+    target_c_gain: float = _opt(3.0, "report target: Phase C over Phase B, in points")
     # Secrets: read from the environment or .env only, always shown as ***
     openai_api_key: str = _opt("", "OpenAI key (teacher)", secret=True)
     anthropic_api_key: str = _opt("", "Anthropic key (teacher)", secret=True)
@@ -324,7 +335,7 @@ def load_config(
 def _check_ranges(cfg: Config) -> None:
     at_least_one = ("train_samples", "batch_size", "grad_accum", "max_length", "lora_r",
                     "gen_batch_size", "draft_max_new_tokens", "teacher_attempts",
-                    "teacher_concurrency", "teacher_max_tokens")  # fmt: skip
+                    "teacher_concurrency", "teacher_max_tokens", "eval_max_new_tokens")  # fmt: skip
     for key in at_least_one:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key.upper()}={getattr(cfg, key)} must be at least 1")
