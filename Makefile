@@ -29,7 +29,7 @@ script_rollouts := scripts/07_rollouts.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test lint format demo tiny-model merge all clean bench-teacher bench-generation bench-padding bench-dpo gpu-check $(STAGES)
+.PHONY: help setup config test lint format demo tiny-model merge report all clean bench-teacher bench-generation bench-padding bench-dpo gpu-check $(STAGES)
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -87,6 +87,9 @@ phaseB:   ## 06 Phase B: chain-of-thought SFT    -> checkpoints/RUN/phaseB/
 rollouts: ## 07 rollouts and preference pairs    -> data/RUN/rollouts.jsonl preferences.jsonl
 dpo:      ## 08 Phase C: DPO                     -> checkpoints/RUN/phaseC/
 eval:     ## 09 evaluate checkpoints             -> outputs/RUN/
+
+report: | $(SETUP_STAMP) ## rebuild outputs/RUN/report.md and plots from saved files (no model)
+	$(PY) $(script_eval) --report-only
 
 PHASE ?= phaseC
 merge: | $(SETUP_STAMP) ## merge a phase's adapter into its base (PHASE=phaseA|phaseB|phaseC) -> checkpoints/RUN/merged-PHASE/

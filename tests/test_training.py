@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from common.config import load_config
 from common.errors import LooperError
+from common.jsonl import read_jsonl
 from common.training import oom_hint
 
 FAST = {"TASK": "arith", "BATCH_SIZE": "8", "MAX_STEPS": "6", "EVAL_STEPS": "3",
@@ -218,3 +219,33 @@ def test_merge_gives_the_same_model_as_base_plus_adapter(trained, tmp_path):
     with torch.no_grad():
         assert torch.allclose(adapter(ids).logits, merged(ids).logits, atol=1e-4)
     assert not (tmp_path / "checkpoints/arith/merged-phaseB/adapter_config.json").exists()
+
+
+def test_eval_scores_every_phase_and_writes_the_report(trained, tmp_path):
+    copy(trained, tmp_path, ["phaseA", "phaseB"])
+    env = FAST | {"EVAL_SAMPLES": "12", "EVAL_MAX_NEW_TOKENS": "24", "ATTRIBUTION_SAMPLES": "2",
+                  "DRAFT_MAX_NEW_TOKENS": "8", "DRAFT_TEMPERATURE": "1.0"}  # fmt: skip
+    proc = run_script("09_eval_platinum.py", tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "outputs/arith"
+    for name in ("base", "phaseA", "phaseB"):
+        rows = read_jsonl(out / f"eval_{name}.jsonl")
+        assert len(rows) == 12
+        assert set(rows[0]) >= {
+            "id",
+            "prompt",
+            "output",
+            "pred",
+            "gold",
+            "correct",
+            "tokens",
+            "truncated",
+        }
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["checkpoints"]) == ["base", "phaseA", "phaseB"]
+    assert summary["checkpoints"]["phaseA"]["strategy"] == "none"  # Track A's own format
+    assert set(summary["comparisons"]) == {"base->phaseA", "phaseA->phaseB"}
+    assert set(summary["ablations"]["variants"]) == {"with draft", "no draft", "shuffled draft"}
+    assert (out / "report.md").is_file() and (out / "accuracy.png").is_file()
+    prompts = [r["prompt"] for r in read_jsonl(out / "eval_phaseB_no_draft.jsonl")]
+    assert not any("Student draft:" in p for p in prompts)

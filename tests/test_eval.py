@@ -1,0 +1,145 @@
+"""Stage 09 without a model: statistics against known values, grade-only mode, the report."""
+
+import json
+
+import pytest
+from conftest import run_script
+
+from common.evaluation import summarize
+from common.jsonl import read_jsonl, write_jsonl
+from common.stats import mcnemar_exact, wilson_interval
+from common.tasks import get_task
+
+
+@pytest.mark.parametrize(
+    "k, n, low, high",
+    [(8, 10, 0.4901625, 0.9433178), (0, 10, 0.0, 0.2775328), (50, 100, 0.4038315, 0.5961685),
+     (1209, 1209, 0.9968325, 1.0)],
+)  # fmt: skip
+def test_wilson_interval_known_values(k, n, low, high):
+    got = wilson_interval(k, n)
+    assert got == pytest.approx((low, high), abs=1e-6)
+
+
+def test_mcnemar_exact_known_values():
+    def pairs(only_a, only_b, both=5):
+        a = [True] * only_a + [False] * only_b + [True] * both
+        b = [False] * only_a + [True] * only_b + [True] * both
+        return a, b
+
+    assert mcnemar_exact(*pairs(1, 9))["p_value"] == pytest.approx(22 / 1024)  # 2 * (1 + 10) / 2^10
+    assert mcnemar_exact(*pairs(0, 5))["p_value"] == pytest.approx(2 / 32)
+    assert mcnemar_exact(*pairs(9, 1)) == mcnemar_exact(*pairs(1, 9)) | {"only_a": 9, "only_b": 1}
+    assert mcnemar_exact(*pairs(0, 0))["p_value"] == 1.0
+    assert mcnemar_exact(*pairs(3, 3))["p_value"] == 1.0
+
+
+def test_summary_reports_yes_no_bias_and_per_class_accuracy():
+    rows = [{"gold": "yes", "pred": "no", "correct": False, "parse_ok": True},
+            {"gold": "yes", "pred": "yes", "correct": True, "parse_ok": True},
+            {"gold": "no", "pred": "no", "correct": True, "parse_ok": True},
+            {"gold": "no", "pred": None, "correct": False, "parse_ok": False}]  # fmt: skip
+    s = summarize(get_task("strategyqa"), rows)
+    assert s["accuracy"] == 0.5 and s["parse_failures"] == 1
+    assert s["accuracy_by_class"] == {"yes": 0.5, "no": 0.5}
+    assert s["answer_bias_no"] == pytest.approx(2 / 3)
+
+
+def test_grade_only_mode(tmp_path):
+    test = [
+        {"id": "t1", "question": "q", "answer": "18"},
+        {"id": "t2", "question": "q", "answer": "7"},
+    ]
+    write_jsonl(tmp_path / "data/gsm8k/test.jsonl", test)
+    rows = [
+        {"id": "a", "output": "so 9 * 2 = 18.\n#### 18", "gold": "She makes 18.\n#### 18"},
+        {"id": "b", "output": "The answer is 18", "gold": "18"},  # not "1"
+        {"id": "c", "output": "I think it is 5", "gold": 6},
+        {"id": "t1", "output": "The answer is: $18.00"},  # gold from the test split by id
+        {"id": "t2", "output": "no idea"},
+        {"id": "zzz", "output": "The answer is 3"},  # unknown id, no gold: wrong, reported
+    ]
+    write_jsonl(tmp_path / "preds.jsonl", rows)
+    out = tmp_path / "graded.jsonl"
+    proc = run_script("09_eval_platinum.py", tmp_path, "--grade-only", str(tmp_path / "preds.jsonl"),
+                      "--task", "gsm8k", "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    graded = {r["id"]: r for r in read_jsonl(out)}
+    assert [graded[i]["correct"] for i in ("a", "b", "c", "t1", "t2", "zzz")] == [
+        True, True, False, True, False, False]  # fmt: skip
+    assert graded["b"]["pred"] == "18" and graded["t2"]["parse_ok"] is False
+    assert set(graded["a"]) >= {"id", "pred", "correct", "parse_ok"}
+    assert "accuracy 50.0%" in proc.stdout and "6 rows" in proc.stdout
+    assert "1 rows have ids not in the test split" in proc.stdout
+
+
+def test_grade_only_yes_no_gold_forms(tmp_path):
+    rows = [{"id": "1", "output": "Yes, because...", "gold": True},
+            {"id": "2", "output": "the answer is: **[NO]**", "gold": "no"},
+            {"id": "3", "output": "I cannot determine that.", "gold": "yes"},
+            {"id": "4", "output": "No.", "gold": "True"}]  # fmt: skip
+    write_jsonl(tmp_path / "p.jsonl", rows)
+    proc = run_script("09_eval_platinum.py", tmp_path, "--grade-only", str(tmp_path / "p.jsonl"),
+                      "--task", "strategyqa", "--out", str(tmp_path / "g.jsonl"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert [r["correct"] for r in read_jsonl(tmp_path / "g.jsonl")] == [True, True, False, False]
+
+
+def test_grade_only_empty_file_is_an_error(tmp_path):
+    (tmp_path / "p.jsonl").write_text("")
+    proc = run_script("09_eval_platinum.py", tmp_path, "--grade-only", str(tmp_path / "p.jsonl"),
+                      "--task", "gsm8k")  # fmt: skip
+    assert proc.returncode == 1 and "has no predictions to grade" in proc.stderr
+
+
+def test_missing_checkpoint_names_its_target(tmp_path):
+    assert run_script("01_sample.py", tmp_path, TRAIN_SAMPLES="5").returncode == 0
+    proc = run_script("09_eval_platinum.py", tmp_path, EVAL_CHECKPOINTS="phaseB")
+    assert proc.returncode == 1 and "run `make phaseB` first" in proc.stderr
+    proc = run_script("09_eval_platinum.py", tmp_path, EVAL_CHECKPOINTS="merged-phaseC")
+    assert "run `make merge PHASE=phaseC` first" in proc.stderr
+
+
+def checkpoint_summary(correct, n=200):
+    return {"n": n, "correct": correct, "accuracy": correct / n, "ci95": list(wilson_interval(correct, n)),
+            "parse_failures": 0, "parse_failure_rate": 0.0, "truncation_rate": 0.0,
+            "strategy": "cot", "with_draft": False}  # fmt: skip
+
+
+def test_report_from_saved_files(tmp_path):
+    out, data = tmp_path / "outputs/arith", tmp_path / "data/arith"
+    out.mkdir(parents=True)
+    data.mkdir(parents=True)
+    summary = {
+        "task": "arith", "n_questions": 200, "test_source": "data/arith/test.jsonl",
+        "checkpoints": {"base": checkpoint_summary(2), "phaseA": checkpoint_summary(20),
+                        "phaseB": checkpoint_summary(120), "phaseC": checkpoint_summary(122)},
+        "comparisons": {"base->phaseA": {"p_value": 1e-5, "only_a": 0, "only_b": 18},
+                        "phaseA->phaseB": {"p_value": 1e-20, "only_a": 2, "only_b": 102},
+                        "phaseB->phaseC": {"p_value": 0.6, "only_a": 10, "only_b": 12}},
+        "ablations": {"note": "Not run: EVAL_ABLATIONS=0."},
+        "question_quality": {"note": "not measured."},
+    }  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(summary))
+    (data / "data_report.json").write_text(json.dumps({
+        "teacher": {"ok": 180, "unparseable": 0, "wrong": 20, "refused": 0, "empty": 0,
+                    "api_error": 0, "quality_rate": 0.9},
+        "policy": {"disagreement": "drop"}, "kept_by_source": {"teacher": 180}, "heldout": 18,
+        "classes": {"sample": {}, "kept": {}, "train": {}}, "balance": "none"}))  # fmt: skip
+    write_jsonl(data / "teacher_cost.jsonl", [{"call_id": "x", "usd": 0.25, "cached": False,
+                                              "tokens_in": 100, "tokens_out": 50}])  # fmt: skip
+    proc = run_script("09_eval_platinum.py", tmp_path, "--report-only")
+    assert proc.returncode == 0, proc.stderr
+    report = (out / "report.md").read_text()
+    assert (
+        "| phaseB | ≥ phaseA + 10 pts | 60.0% (53.1%–66.5%) | +50.0 pts vs phaseA | 1e-20 | met |"
+        in report
+    )
+    assert "| phaseC | ≥ phaseB + 3 pts |" in report and "| 0.6 | not met |" in report
+    assert "quality rate 90.0%" in report and "$0.2500" in report
+    assert (out / "accuracy.png").stat().st_size > 1000
+
+
+def test_report_without_eval_names_the_target(tmp_path):
+    proc = run_script("09_eval_platinum.py", tmp_path, "--report-only")
+    assert proc.returncode == 1 and "run `make eval` first" in proc.stderr
