@@ -29,7 +29,7 @@ script_rollouts := scripts/07_rollouts.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test lint format demo tiny-model merge report all clean bench-teacher bench-generation bench-padding bench-dpo gpu-check $(STAGES)
+.PHONY: help setup config test lint format demo tiny-model merge report all clean bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check $(STAGES)
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -112,6 +112,9 @@ bench-teacher: | $(SETUP_STAMP) ## benchmark: 400 teacher requests, concurrent v
 
 bench-generation: | $(SETUP_STAMP) ## benchmark: batched vs one-at-a-time generation on the tiny model
 	$(PY) benchmarks/bench_generation.py
+
+bench-eval: | $(SETUP_STAMP) ## benchmark: evaluation throughput, batched vs one question at a time
+	$(PY) benchmarks/bench_eval.py
 
 bench-padding: | $(SETUP_STAMP) ## benchmark: real-token fraction of batches over GSM8K Track B lengths
 	$(PY) benchmarks/bench_padding.py
