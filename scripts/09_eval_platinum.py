@@ -24,6 +24,7 @@ from common.evaluation import (
     summarize,
 )  # fmt: skip
 from common.jsonl import read_jsonl, write_json, write_jsonl
+from common.judge import question_win_rate
 from common.manifest import write_manifest
 from common.modeling import load_model
 from common.report import build_report
@@ -144,7 +145,7 @@ def main() -> None:
             else "EVAL_ABLATIONS=0"
         )
         summary["ablations"] = {"note": f"Not run: {why}."}
-    summary["question_quality"] = {"note": "not measured in this version (needs an API judge)."}
+    summary["question_quality"] = question_quality(cfg, task, test, last)
     names = list(results)
     summary["comparisons"] = {
         f"{a}->{b}": pair_stats(results[a], results[b])
@@ -157,6 +158,20 @@ def main() -> None:
                    outputs, {}, started)  # fmt: skip
     print(f"\nreport: {shown(report)}")
     print("\n".join(line for line in report.read_text().splitlines()[6:14] if line.startswith("|")))
+
+
+def question_quality(cfg, task, test, last) -> dict:
+    """The seed's clarifying-question check: the last phase's questions against the base's."""
+    if last.name == "base" or not cfg.eval_ablations:
+        return {"note": "not measured: no trained phase was evaluated (or EVAL_ABLATIONS=0)."}
+    if cfg.teacher == "offline":
+        return question_win_rate(cfg, task, [], {}, {}, cfg.data_dir / "teacher_cost.jsonl")
+    subset = test[: cfg.judge_samples]
+    base = write_drafts(cfg, task, subset, cfg.data_dir / "test_drafts.jsonl", cfg.model)
+    mine = write_drafts(
+        cfg, task, subset, cfg.data_dir / f"test_drafts_{last.name}.jsonl", last.path
+    )
+    return question_win_rate(cfg, task, subset, mine, base, cfg.data_dir / "teacher_cost.jsonl")
 
 
 def draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, with_draft_rows) -> dict:

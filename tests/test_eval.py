@@ -143,3 +143,39 @@ def test_report_from_saved_files(tmp_path):
 def test_report_without_eval_names_the_target(tmp_path):
     proc = run_script("09_eval_platinum.py", tmp_path, "--report-only")
     assert proc.returncode == 1 and "run `make eval` first" in proc.stderr
+
+
+@pytest.mark.parametrize("text, verdict", [("Verdict: A", "A"), ("verdict: **B**", "B"),
+                                           ("Verdict: tie", "tie"), ("I like A better", None)])  # fmt: skip
+def test_parse_judge_verdict(text, verdict):
+    from common.judge import parse_verdict
+
+    assert parse_verdict(text) == verdict
+
+
+def test_question_judge_through_the_api(tmp_path):
+    from common.config import load_config
+    from common.fake_api import FakeAPI
+    from common.judge import question_win_rate
+
+    def reply(prompt):  # a judge that prefers any questions over none, and babbles once
+        if "q3?" in prompt:
+            return "hard to say"
+        return "Verdict: B" if "Set A:\n(no questions)" in prompt else "Verdict: A"
+
+    questions = [{"id": f"q{i}", "question": f"q{i}?", "answer": "1"} for i in range(6)]
+    trained = {q["id"]: {"questions": ["Which numbers are added?"]} for q in questions}
+    base = {q["id"]: {"questions": []} for q in questions}
+    with FakeAPI(reply=reply) as api:
+        env = {"HW": "cpu", "TEACHER": "openai", "OPENAI_API_KEY": "sk-test-judge-000000",
+               "OPENAI_BASE_URL": api.openai_url, "WORK_DIR": str(tmp_path)}  # fmt: skip
+        cfg = load_config([], env=env, env_file=tmp_path / "none")[0]
+        result = question_win_rate(cfg, get_task("arith"), questions, trained, base,
+                                   tmp_path / "ledger.jsonl")  # fmt: skip
+        sides = ["Set A:\n- Which" in r["body"]["messages"][0]["content"] for r in api.requests]
+    assert result["wins"] == 5 and result["unreadable"] == 1 and result["win_rate"] == 1.0
+    assert 0 < sum(sides) < len(sides)  # the trained side was shuffled between A and B
+    assert len(read_jsonl(tmp_path / "ledger.jsonl")) == 6  # judge calls are in the cost ledger
+    offline = question_win_rate(load_config([], env={"HW": "cpu"}, env_file=tmp_path / "none")[0],
+                                get_task("arith"), [], {}, {}, tmp_path / "l.jsonl")  # fmt: skip
+    assert "TEACHER=offline cannot judge" in offline["note"]

@@ -149,6 +149,7 @@ class Config:
     eval_max_new_tokens: int = _opt(512, "answer token limit; the truncation rate is reported")
     eval_ablations: bool = _opt(True, "draft ablations and attribution on the last phase")
     attribution_samples: int = _opt(16, "questions for the integrated-gradients draft share")
+    judge_samples: int = _opt(50, "questions whose clarifying questions the teacher judges")
     target_b_gain: float = _opt(10.0, "report target: Phase B over Phase A, in points")
     target_c_gain: float = _opt(3.0, "report target: Phase C over Phase B, in points")
     # Secrets: read from the environment or .env only, always shown as ***

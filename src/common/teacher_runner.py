@@ -121,12 +121,19 @@ def ask_teacher(
             })  # fmt: skip
             on_reply(job, reply)
 
+        async def run_then_close() -> None:
+            try:
+                await run_requests(
+                    jobs, teacher, record, cfg.teacher_concurrency, budget, cache,
+                    cache_key=lambda job: ResponseCache.key(cfg.teacher, model, job, settings),
+                    desc=desc,
+                )  # fmt: skip
+            finally:  # close the HTTP client inside its own event loop
+                if hasattr(teacher, "aclose"):
+                    await teacher.aclose()
+
         try:
-            asyncio.run(run_requests(
-                jobs, teacher, record, cfg.teacher_concurrency, budget, cache,
-                cache_key=lambda job: ResponseCache.key(cfg.teacher, model, job, settings),
-                desc=desc,
-            ))  # fmt: skip
+            asyncio.run(run_then_close())
         finally:
             if cache:
                 cache.close()

@@ -62,31 +62,25 @@ class OpenAITeacher:
             timeout=cfg.teacher_timeout, max_retries=cfg.teacher_max_retries,
         )  # fmt: skip
 
+    async def aclose(self) -> None:
+        await self.client.close()
+
     async def complete(self, job: Job) -> Reply:
-        try:
-            # client.post is the SDK's own call with its retries and typed response; it skips
-            # chat.completions.create's recursive TypedDict transform of the messages, which
-            # cost about 2 ms of CPU a request (docs/BENCHMARKS.md).
-            resp = await self.client.post(
-                "/chat/completions",
-                cast_to=self.sdk.types.chat.ChatCompletion,
-                body={
-                    "model": self.model,
-                    "messages": job.messages,
-                    "temperature": self.cfg.teacher_temperature,
-                    "max_completion_tokens": self.cfg.teacher_max_tokens,
-                },
-            )
-        except self.sdk.APIStatusError as err:
-            return api_error(
-                f"HTTP {err.status_code} {type(err).__name__}: {err.message}", self.key
-            )
-        except self.sdk.APITimeoutError:
-            return api_error("timed out after all retries", self.key)
-        except self.sdk.APIConnectionError:
-            return api_error("connection failed after all retries", self.key)
-        except (json.JSONDecodeError, self.sdk.APIResponseValidationError) as err:
-            return api_error(f"malformed response: {str(err)[:120]}", self.key)
+        # client.post is the SDK's own call with its retries and typed response; it skips
+        # chat.completions.create's recursive TypedDict transform of the messages, which cost
+        # about 2 ms of CPU a request (docs/BENCHMARKS.md).
+        resp, failed = await sdk_call(self.sdk, self.key, self.client.post(
+            "/chat/completions",
+            cast_to=self.sdk.types.chat.ChatCompletion,
+            body={
+                "model": self.model,
+                "messages": job.messages,
+                "temperature": self.cfg.teacher_temperature,
+                "max_completion_tokens": self.cfg.teacher_max_tokens,
+            },
+        ))  # fmt: skip
+        if failed:
+            return failed
         if not resp.choices:
             return api_error("malformed response: no choices", self.key)
         choice, usage = resp.choices[0], resp.usage
@@ -108,26 +102,20 @@ class AnthropicTeacher:
             timeout=cfg.teacher_timeout, max_retries=cfg.teacher_max_retries,
         )  # fmt: skip
 
+    async def aclose(self) -> None:
+        await self.client.close()
+
     async def complete(self, job: Job) -> Reply:
         system = "\n\n".join(m["content"] for m in job.messages if m["role"] == "system")
         messages = [m for m in job.messages if m["role"] != "system"]
-        try:
-            resp = await self.client.messages.create(
-                model=self.model,
-                system=system,
-                messages=messages,
-                max_tokens=self.cfg.teacher_max_tokens,  # this SDK takes no temperature
-            )
-        except self.sdk.APIStatusError as err:
-            return api_error(
-                f"HTTP {err.status_code} {type(err).__name__}: {err.message}", self.key
-            )
-        except self.sdk.APITimeoutError:
-            return api_error("timed out after all retries", self.key)
-        except self.sdk.APIConnectionError:
-            return api_error("connection failed after all retries", self.key)
-        except (json.JSONDecodeError, self.sdk.APIResponseValidationError) as err:
-            return api_error(f"malformed response: {str(err)[:120]}", self.key)
+        resp, failed = await sdk_call(self.sdk, self.key, self.client.messages.create(
+            model=self.model,
+            system=system,
+            messages=messages,
+            max_tokens=self.cfg.teacher_max_tokens,  # this SDK takes no temperature
+        ))  # fmt: skip
+        if failed:
+            return failed
         tokens = (resp.usage.input_tokens, resp.usage.output_tokens)
         if resp.stop_reason == "refusal":
             return Reply("refused", "refusal", *tokens)
@@ -137,6 +125,21 @@ class AnthropicTeacher:
 
 def api_error(message: str, key: str) -> Reply:
     return Reply("api_error", error=redact(message, [key]))
+
+
+async def sdk_call(sdk, key: str, request):
+    """(response, None), or (None, an api_error Reply) for what the SDK's retries could not fix.
+    The openai and anthropic SDKs share these exception names."""
+    try:
+        return await request, None
+    except sdk.APIStatusError as err:
+        return None, api_error(f"HTTP {err.status_code} {type(err).__name__}: {err.message}", key)
+    except sdk.APITimeoutError:
+        return None, api_error("timed out after all retries", key)
+    except sdk.APIConnectionError:
+        return None, api_error("connection failed after all retries", key)
+    except (json.JSONDecodeError, sdk.APIResponseValidationError) as err:
+        return None, api_error(f"malformed response: {str(err)[:120]}", key)
 
 
 class OfflineTeacher:
