@@ -71,3 +71,20 @@ def test_every_gsm8k_test_gold_parses():
         assert normalize_number(row["answer"]) == row["answer"]
         # The worked solution's own text, graded by the extractor, reaches the gold.
         assert task.is_correct(task.extract_answer(json.loads(line)["answer"]), row["answer"])
+
+
+def test_grader_agrees_with_openai_is_correct_labels():
+    """OpenAI's released GPT-3 solutions, each labelled is_correct: the grader must agree."""
+    path = shared_file("gsm8k", "example_model_solutions.jsonl")
+    task = get_task("gsm8k")
+    total = agree = 0
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        gold = extract_number(row["ground_truth"])
+        for solution in (v for v in row.values() if isinstance(v, dict) and "is_correct" in v):
+            total += 1
+            agree += (
+                task.is_correct(task.extract_answer(solution["solution"]), gold)
+                == solution["is_correct"]
+            )
+    assert total == 5276 and agree == total
