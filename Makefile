@@ -29,7 +29,7 @@ script_rollouts := scripts/07_rollouts.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test lint format demo tiny-model merge report all clean bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check $(STAGES)
+.PHONY: help setup config test lint format demo tiny-model merge report all clean bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets $(STAGES)
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -44,18 +44,21 @@ help: ## list targets and key variables
 	@echo "  MODEL_NAME  REASONING_STRATEGY=none|cot|explicit|alternating  BATCH_SIZE  EPOCHS"
 	@echo "  All keys with their defaults: make config, or $(PY) scripts/01_sample.py --help"
 
+ifneq ($(SETUP_STAMP),)
 $(SETUP_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
+endif
 
 setup: $(SETUP_STAMP) ## make the venv and install the exact pins (idempotent)
 
-lint: $(SETUP_STAMP) ## ruff lint and format check
+lint: $(SETUP_STAMP) ## ruff lint and format check, hadolint on the Dockerfile
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(dir $(PY))hadolint Dockerfile
 
 format: $(SETUP_STAMP) ## ruff: fix lint and reformat
 	$(PY) -m ruff check --fix .
@@ -124,6 +127,23 @@ bench-dpo: | $(SETUP_STAMP) ## benchmark: DPO step time, cached reference log-pr
 
 gpu-check: | $(SETUP_STAMP) ## on a CUDA machine: Phi-3.5-mini-shaped memory (4060) and tokens/s, MFU (h100)
 	$(PY) benchmarks/gpu_check.py
+
+DOCKER_HW ?= $(if $(HW),$(HW),4060)
+TARGET ?= help
+docker-build: ## build the CUDA image for a profile: make docker-build HW=4060|h100 -> looper:HW
+	docker build --build-arg HW=$(DOCKER_HW) -t looper:$(DOCKER_HW) .
+
+docker-run: ## run a target in the image: make docker-run HW=4060 TARGET=phaseA
+	docker run --rm --gpus all $(if $(wildcard .env),--env-file .env) \
+	  -v "$(CURDIR)/data:/app/data" -v "$(CURDIR)/checkpoints:/app/checkpoints" \
+	  -v "$(CURDIR)/outputs:/app/outputs" -v looper-hf-cache:/cache/huggingface \
+	  looper:$(DOCKER_HW) $(TARGET)
+
+gpu-setup: ## on a bare CUDA box: pull, venv, pins (+bitsandbytes), GPU check, hub login
+	bash scripts/gpu_setup.sh
+
+targets: ## list the target names (the image's entrypoint checks against it)
+	@grep -hE '^[a-zA-Z_-]+( [a-zA-Z_-]+)*:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*//' | tr ' ' '\n'
 
 print-script-%:
 	@echo $(script_$*)

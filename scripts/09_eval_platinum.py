@@ -192,6 +192,8 @@ def draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, with_draft_
         out["variants"][name] = summarize(task, rows) | {
             "vs_with_draft": pair_stats(with_draft_rows, rows)
         }
+    if cfg.gen_backend == "vllm":  # integrated gradients need the torch model
+        return out | {"attribution_note": "not measured with GEN_BACKEND=vllm"}
     shares = []
     for q, row in list(zip(test, with_draft_rows, strict=True))[: cfg.attribution_samples]:
         share = draft_share(model, tokenizer, row["prompt"], drafts[q["id"]], row["output"])

@@ -107,6 +107,10 @@ class Config:
     dpo_epochs: float = _opt(1.0, "Phase C epochs (the seed schedule uses 4)")
     # Generation (stages 02, 07, 09) and the student's drafts (stage 02)
     gen_batch_size: int = _opt(32, "prompts per generation batch (halved on CUDA OOM)")
+    gen_backend: str = _opt("hf", "generation for stages 02, 07, 09: hf, or vllm (CUDA, "
+                                  "pip install vllm)", choices=("hf", "vllm"))  # fmt: skip
+    vllm_tensor_parallel: int = _opt(1, "vLLM: GPUs one model is split over")
+    vllm_data_parallel: int = _opt(1, "vLLM: model replicas, each on its own GPUs")
     draft_max_new_tokens: int = _opt(96, "token limit of a student draft")
     draft_temperature: float = _opt(0.0, "draft sampling temperature (0 = greedy)")
     # The teacher (stage 03)

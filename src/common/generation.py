@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from common.errors import LooperError
+from common.errors import ConfigError, LooperError
 
 # End-of-turn markers of common chat templates (ChatML, Phi-3, Llama-3); used when present.
 END_OF_TURN = ("<|im_end|>", "<|end|>", "<|eot_id|>", "<|endoftext|>")
@@ -42,6 +42,44 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
+class VLLMGenerator:
+    """vLLM over the base model, with a phase's LoRA adapter applied per request (GEN_BACKEND=vllm).
+    vLLM schedules its own batches, so the whole prompt list goes in at once."""
+
+    def __init__(self, cfg, path: str):
+        try:
+            import vllm
+            from vllm.lora.request import LoRARequest
+        except ImportError:
+            raise ConfigError(
+                "GEN_BACKEND=vllm needs vLLM on a CUDA machine: pip install vllm "
+                "(or use the default GEN_BACKEND=hf)"
+            ) from None
+        from common.modeling import adapter_base, is_adapter
+
+        adapter = path if is_adapter(path) else None
+        extra = {"data_parallel_size": cfg.vllm_data_parallel} if cfg.vllm_data_parallel > 1 else {}
+        self.vllm = vllm
+        self.llm = vllm.LLM(
+            model=adapter_base(path) if adapter else path, dtype=cfg.compute_dtype,
+            tensor_parallel_size=cfg.vllm_tensor_parallel, enable_lora=adapter is not None,
+            max_lora_rank=max(16, cfg.lora_r), seed=cfg.random_seed, **extra,
+        )  # fmt: skip
+        self.lora = LoRARequest("looper", 1, adapter) if adapter else None
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(
+        self, prompts, max_new_tokens, temperature, top_p, seed, stops
+    ) -> list[Generation]:
+        params = self.vllm.SamplingParams(
+            max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+            stop_token_ids=stops,
+        )  # fmt: skip
+        outs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=True)
+        return [Generation(o.outputs[0].text, len(o.outputs[0].token_ids),
+                           o.outputs[0].finish_reason == "length") for o in outs]  # fmt: skip
+
+
 def generate_batches(
     model,
     tokenizer,
@@ -59,6 +97,14 @@ def generate_batches(
     """
     import torch
 
+    if isinstance(model, VLLMGenerator):
+        stops = [t for t in [tokenizer.eos_token_id] if t is not None]
+        stops += [
+            tokenizer.convert_tokens_to_ids(t) for t in END_OF_TURN if t in tokenizer.get_vocab()
+        ]
+        gens = model.generate(prompts, max_new_tokens, temperature, top_p, seed, stops)
+        yield list(enumerate(gens))
+        return
     tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
     stops = stop_token_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]

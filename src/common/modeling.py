@@ -86,17 +86,25 @@ def load_tokenizer(path: str, cfg: Config):
     return tok
 
 
+def adapter_base(path: str | Path) -> str:
+    return json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
+
+
 def load_model(path: str, cfg: Config, made_by: str = "tiny-model"):
-    """(model, tokenizer) for a base model or an adapter folder (its base is read from it)."""
+    """(model, tokenizer) for a base model or an adapter folder (its base is read from it);
+    with GEN_BACKEND=vllm, a vLLM generator in place of the model."""
     from transformers import AutoModelForCausalLM
 
     check_exists(path, made_by)
+    if cfg.gen_backend == "vllm":
+        from common.generation import VLLMGenerator
+
+        generator = VLLMGenerator(cfg, path)
+        return generator, generator.tokenizer
     if is_adapter(path):
         from peft import PeftModel
 
-        base = json.loads((Path(path) / "adapter_config.json").read_text())[
-            "base_model_name_or_path"
-        ]
+        base = adapter_base(path)
         model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs(cfg))
         model = PeftModel.from_pretrained(model, path)
         has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
