@@ -22,6 +22,7 @@ HW_DIR = ROOT / "docker" / "hw"
 TASKS = ("arith", "compare", "gsm8k", "strategyqa")
 HW_PROFILES = ("cpu", "4060", "h100")
 STRATEGIES = ("none", "cot", "explicit", "alternating")
+DPO_LOSSES = ("sigmoid", "ipo", "robust", "cal_dpo", "dr_dpo", "centered", "sft")
 
 TINY_MODEL_DIR = "checkpoints/tiny-base"
 # The student per (profile, task); "*" is any task. Abel is a math model, so only gsm8k gets it.
@@ -348,12 +349,10 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"DEV_SAMPLES={cfg.dev_samples} must be 0 or more")
     if not 0 <= cfg.teacher_error_rate <= 1:
         raise ConfigError(f"TEACHER_ERROR_RATE={cfg.teacher_error_rate} must be in [0, 1]")
-    from common.dpo_losses import LOSSES
-
     parts = cfg.dpo_loss.split("+")
-    if any(p not in LOSSES for p in parts) or parts[0] == "sft":
+    if any(p not in DPO_LOSSES for p in parts) or parts[0] == "sft":
         raise ConfigError(f"DPO_LOSS={cfg.dpo_loss!r} is not allowed; choose one of "
-                          f"{'|'.join(LOSSES[:-1])}, optionally with '+sft' (e.g. sigmoid+sft)")  # fmt: skip
+                          f"{'|'.join(DPO_LOSSES[:-1])}, optionally with '+sft' (e.g. sigmoid+sft)")  # fmt: skip
     if cfg.dpo_beta <= 0 or not 0 <= cfg.dpo_label_smoothing < 0.5:
         raise ConfigError("DPO_BETA must be > 0 and DPO_LABEL_SMOOTHING in [0, 0.5)")
     if not 0 <= cfg.heldout_fraction < 1:

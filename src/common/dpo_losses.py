@@ -12,8 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-PREFERENCE_LOSSES = ("sigmoid", "ipo", "robust", "cal_dpo", "dr_dpo", "centered")
-LOSSES = PREFERENCE_LOSSES + ("sft",)
+from common.config import DPO_LOSSES as LOSSES  # the names live with the config
 
 
 def log_ratios(policy_w, policy_l, ref_w, ref_l) -> tuple[torch.Tensor, torch.Tensor]:
