@@ -10,7 +10,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 # A number as people write it: -1,234.50, $12, 45%, .5
-_NUM = r"-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?"
+_NUM = r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?"
 NUMBER = re.compile(r"(?<![\w.])(" + _NUM + r")(?!\d)")
 # Explicit markers, strongest first; each captures the text right after the marker.
 NUMERIC_MARKERS = [
