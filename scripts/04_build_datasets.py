@@ -26,7 +26,7 @@ from common.validation import REASONS, agreement_stats, class_share, length_stat
 MAX_MAJORITY = 0.60
 
 
-def by_id(rows: list[dict], name: str) -> dict[str, dict]:
+def by_id(rows: list[dict]) -> dict[str, dict]:
     return {row["id"]: row for row in rows}
 
 
@@ -94,8 +94,8 @@ def main() -> None:
                 ("sample_train", "dev", "student_drafts", "teacher_outputs")}  # fmt: skip
     sample = read_jsonl(paths_in["sample_train"], made_by="sample")
     dev = read_jsonl(paths_in["dev"], made_by="sample")
-    drafts = by_id(read_jsonl(paths_in["student_drafts"], made_by="drafts"), "drafts")
-    teacher = by_id(read_jsonl(paths_in["teacher_outputs"], made_by="teacher"), "teacher")
+    drafts = by_id(read_jsonl(paths_in["student_drafts"], made_by="drafts"))
+    teacher = by_id(read_jsonl(paths_in["teacher_outputs"], made_by="teacher"))
     check_ids(sample, teacher, paths_in["teacher_outputs"], "teacher")
     check_ids(sample + dev, drafts, paths_in["student_drafts"], "drafts")
 

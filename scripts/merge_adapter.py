@@ -4,13 +4,12 @@ precision). `make merge PHASE=phaseC` writes checkpoints/RUN/merged-phaseC/.
 """
 
 import argparse
-import json
 import time
 
 from common.config import load_config, print_config, shown
 from common.errors import run_main
 from common.manifest import write_manifest
-from common.modeling import load_tokenizer
+from common.modeling import adapter_base, load_tokenizer
 from common.training import require_adapter
 
 
@@ -26,7 +25,7 @@ def main() -> None:
     print_config(cfg, f"merge {args.phase}")
     made_by = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "dpo"}[args.phase]
     adapter = require_adapter(cfg.checkpoint_dir / args.phase, made_by=made_by)
-    base = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    base = adapter_base(adapter)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, cfg.compute_dtype),
                                                  token=cfg.hf_token or None)  # fmt: skip
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()

@@ -98,6 +98,11 @@ def test_missing_checkpoint_names_its_target(tmp_path):
     assert proc.returncode == 1 and "run `make phaseB` first" in proc.stderr
     proc = run_script("09_eval_platinum.py", tmp_path, EVAL_CHECKPOINTS="merged-phaseC")
     assert "run `make merge PHASE=phaseC` first" in proc.stderr
+    proc = run_script("09_eval_platinum.py", tmp_path, EVAL_CHECKPOINTS="./no/such/model")
+    assert (
+        proc.returncode == 1
+        and "./no/such/model does not exist; check EVAL_CHECKPOINTS" in proc.stderr
+    )
 
 
 def checkpoint_summary(correct, n=200):

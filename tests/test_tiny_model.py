@@ -52,8 +52,8 @@ def test_tiny_model_generates_and_stops_on_end_of_turn(tiny_model_dir):
     batch = tok([prompt], return_tensors="pt")
     torch.manual_seed(0)
     out = model.generate(**batch, max_new_tokens=8, do_sample=True)
-    assert out.shape[1] <= batch["input_ids"].shape[1] + 8
-    assert tok.eos_token_id in model.generation_config.eos_token_id
+    assert out.shape[0] == 1 and out.shape[1] > batch["input_ids"].shape[1]  # it generated
+    assert tok.convert_tokens_to_ids("<|im_end|>") in model.generation_config.eos_token_id
 
 
 def test_all_linear_lora_reaches_phi3_fused_projections():

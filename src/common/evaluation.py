@@ -11,7 +11,6 @@ from pathlib import Path
 from common.config import Config, shown
 from common.errors import DataError
 from common.generation import generate_batches
-from common.modeling import check_exists
 from common.prompts import render_prompt
 from common.stats import wilson_interval
 from common.tasks import Task
@@ -41,7 +40,8 @@ def resolve_checkpoint(cfg: Config, spec: str) -> Checkpoint:
         if phase == "phaseA":  # Track A: question -> answer only, no draft
             return Checkpoint(spec, str(path), "none", False)
         return Checkpoint(spec, str(path), strategy, drafts)
-    check_exists(spec, "phaseA")
+    if (spec.startswith((".", "/")) or Path(spec).parent.is_dir()) and not Path(spec).exists():
+        raise DataError(f"checkpoint {spec} does not exist; check EVAL_CHECKPOINTS")
     return Checkpoint(Path(spec).name if Path(spec).exists() else spec, spec, strategy, drafts)
 
 
