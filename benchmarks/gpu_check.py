@@ -50,6 +50,7 @@ def run_profile(hw: str, model_dir: str, length: int, steps: int):
 
     cfg = load_config([], env={"HW": hw, "MODEL_NAME": model_dir, "TASK": "gsm8k"})[0]
     model, _ = load_student(cfg)
+    model.train()  # from_pretrained returns eval mode, where checkpointing and dropout are off
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if not cfg.load_in_4bit:  # 4-bit weights are placed on the GPU as they load
@@ -79,12 +80,15 @@ def main() -> None:
         return
     from transformers import Phi3ForCausalLM
 
+    from common.tiny_model import build_tokenizer
+
     name = torch.cuda.get_device_name(0)
     peak_tflops = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 0.0)
     print(f"gpu-check on {name}, torch {torch.__version__}, CUDA {torch.version.cuda}")
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         Phi3ForCausalLM(phi35_mini_config()).to(torch.bfloat16).save_pretrained(tmp)
+        build_tokenizer().save_pretrained(tmp)  # steps train on random ids; it only has to load
         try:
             cfg, seconds, peak, _ = run_profile("4060", tmp, args.length, args.steps)
         except torch.cuda.OutOfMemoryError:
