@@ -39,6 +39,18 @@ class Bandit:
                  for a in range(len(self.arms))]  # fmt: skip
         return max(range(len(self.arms)), key=draws.__getitem__)
 
+    def choose_batch(self, n: int, rng: random.Random) -> list[int]:
+        """Arms for n samples drawn together, before any of their rewards is known. Each pick
+        counts as a pull at the arm's current mean, so UCB1's bonus shrinks and the batch spreads
+        instead of taking one arm n times; Thompson draws afresh for each."""
+        shadow = Bandit(self.arms, self.method, list(self.pulls), list(self.reward_sum))
+        picks = []
+        for _ in range(n):
+            arm = shadow.choose(rng)
+            picks.append(arm)
+            shadow.update(arm, shadow.mean(arm))
+        return picks
+
     def update(self, arm: int, reward: float) -> None:
         if not 0.0 <= reward <= 1.0:
             raise ValueError(f"bandit rewards must be in [0, 1], got {reward}")

@@ -1,10 +1,11 @@
-"""Coherence scores over one question's sampled trajectories (Looper's s_end, s_path, s_wm) and
-the correctness-first reward. The seed's own scorer is private; these are this project's
-definitions, computed from the final answers and the intermediate numbers of each trajectory.
+"""Coherence scores over one question's sampled trajectories (Looper's s_end, s_path, s_cf, s_wm)
+and the correctness-first reward. The seed's own scorer is private; these are this project's
+definitions, computed from the final answers and the intermediate results of each trajectory.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from common.answers import NUMBER, normalize_number
@@ -19,6 +20,50 @@ def intermediate_numbers(text: str) -> set[str]:
         if number is not None:
             found.add(number)
     return found
+
+
+def intermediate_claims(text: str) -> set[str]:
+    """The statements a yes/no trajectory makes along the way: its lines, lower-cased, without
+    punctuation or numbering, the final line excluded."""
+    lines = text.splitlines()[:-1]
+    claims = {re.sub(r"[^a-z0-9 ]", "", re.sub(r"^\W*(\d+[.)]|[qa]\d+:)?", "", ln.lower())).strip()
+              for ln in lines}  # fmt: skip
+    return {c for c in claims if c}
+
+
+def path_items(text: str, answer_kind: str) -> set[str]:
+    """Intermediate results to compare paths by: numbers for numeric tasks, claims for yes/no."""
+    return intermediate_numbers(text) if answer_kind == "number" else intermediate_claims(text)
+
+
+# A lead-in that cannot change what is asked: the "stay" probe of s_cf.
+PARAPHRASE_LEAD = "Read the problem carefully before answering. "
+_FIRST_INT = re.compile(r"(?<![\d.,])(\d+)(?![\d.,]\d)")
+
+
+def counterfactual_probes(question: str, answer_kind: str) -> dict[str, str]:
+    """Re-asks of a question for s_cf: "stay" (a paraphrase; the answer must not change) and, for
+    numeric tasks, "move" (the first whole number raised by one; the answer must change)."""
+    probes = {"stay": PARAPHRASE_LEAD + question}
+    m = _FIRST_INT.search(question)
+    if answer_kind == "number" and m:
+        probes["move"] = question[: m.start()] + str(int(m.group(1)) + 1) + question[m.end() :]
+    return probes
+
+
+def s_cf(answer: str | None, probe_answers: dict[str, str | None]) -> float | None:
+    """The share of probes a trajectory's answer is consistent with: the paraphrase's answer
+    equals it, the perturbed question's answer differs from it. None without probes."""
+    if not probe_answers:
+        return None
+    if answer is None:
+        return 0.0
+    checks = []
+    if "stay" in probe_answers:
+        checks.append(probe_answers["stay"] == answer)
+    if "move" in probe_answers:
+        checks.append(probe_answers["move"] is not None and probe_answers["move"] != answer)
+    return sum(checks) / len(checks)
 
 
 def s_end(answers: list[str | None]) -> list[float]:

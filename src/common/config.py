@@ -86,7 +86,41 @@ class Config:
         3, "evaluations without dev-loss improvement before stopping"
     )
     resume: bool = _opt(True, "continue a killed phase from its last checkpoint (0: start over)")
+    # Rollouts and preference pairs (stage 07), the self-improvement loop (make loop)
+    policy: str = _opt("phaseB", "checkpoint that samples the rollouts and that Phase C starts "
+                                 "from and is referenced to: phaseB, phaseC, a folder")  # fmt: skip
+    rollouts_per_question: int = _opt(8, "K: trajectories sampled per training question")
+    rollout_strategies: str = _opt("none,cot,explicit,alternating",
+                                   "arms: reasoning strategies (x ROLLOUT_TEMPERATURES)")  # fmt: skip
+    rollout_temperatures: str = _opt("0.3,0.8", "arms: sampling temperatures")
+    bandit: str = _opt("ucb1", "how the K samples are spread over the arms",
+                       choices=("ucb1", "thompson"))  # fmt: skip
+    rollout_chunk: int = _opt(16, "questions sampled between two bandit updates")
+    rollout_max_new_tokens: int = _opt(512, "token limit of one trajectory")
+    counterfactual: bool = _opt(True, "s_cf: re-ask each question paraphrased and (numbers) "
+                                      "perturbed, greedily, once per strategy")  # fmt: skip
+    self_reward_judge: str = _opt("policy", "who scores trajectories with the Self-Rewarding "
+                                            "5-point prompt", choices=("policy", "teacher", "none"))  # fmt: skip
+    judge_max_new_tokens: int = _opt(160, "token limit of a self-reward judgement")
+    alpha_correct: float = _opt(1.0, "reward weight of correctness")
+    beta_coherence: float = _opt(0.5, "reward weight of coherence s_wm")
+    length_penalty: float = _opt(0.0005, "reward penalty per generated token")
+    coherence_weights: str = _opt("0.4,0.4,0.2", "s_wm weights of s_end, s_path, s_cf")
+    celr_weights: str = _opt("0.6,0.2,0.2", "CELR composite weights of success, efficiency, cost")
+    pair_mode: str = _opt("correctness", "correctness: correct over incorrect, then coherent over "
+                          "less coherent; spin: the Phase B target over the policy's own answer",
+                          choices=("correctness", "spin"))  # fmt: skip
+    pairs_per_question: int = _opt(4, "cap on preference pairs from one question")
+    coherence_margin: float = _opt(0.1, "coherence pairs need a reward gap above this")
+    rollout_subdir: str = _opt("", "write rollouts and preferences under data/RUN/<this> "
+                                   "(make loop sets it per iteration)")  # fmt: skip
+    iterations: int = _opt(1, "make loop: rollouts -> pairs -> DPO rounds at most")
+    loop_losses: str = _opt("", "make loop: DPO losses trained each round, best on dev kept "
+                                "(default: DPO_LOSS)")  # fmt: skip
+    loop_patience: int = _opt(1, "make loop: rounds without a dev gain before stopping")
     # Phase C (stage 08)
+    dpo_output: str = _opt("phaseC", "checkpoint folder under checkpoints/RUN/ that Phase C "
+                                     "writes (make loop sets it per round and loss)")  # fmt: skip
     dpo_data: str = _opt(
         "auto", "pairs to train on: preferences (stage 07), pairs (stage 04), both, or auto "
         "(preferences when present, else pairs)", choices=("auto", "preferences", "pairs", "both"),
@@ -183,6 +217,10 @@ class Config:
         return self.base_dir / "data" / self.run
 
     @property
+    def rollout_dir(self) -> Path:
+        return self.data_dir / self.rollout_subdir if self.rollout_subdir else self.data_dir
+
+    @property
     def checkpoint_dir(self) -> Path:
         return self.base_dir / "checkpoints" / self.run
 
@@ -213,6 +251,15 @@ class Config:
             source = self.sources.get(key.lower(), "default")
             lines.append(f"  {key:<24} {str(value)!s:<36} {source}")
         return "\n".join(lines)
+
+
+def split_list(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def float_list(cfg: Config, key: str) -> list[float]:
+    """A comma-separated config value as floats (already validated by load_config)."""
+    return [float(v) for v in split_list(getattr(cfg, key))]
 
 
 def fields() -> tuple[dataclasses.Field, ...]:
@@ -341,7 +388,10 @@ def load_config(
 def _check_ranges(cfg: Config) -> None:
     at_least_one = ("train_samples", "batch_size", "grad_accum", "max_length", "lora_r",
                     "gen_batch_size", "draft_max_new_tokens", "teacher_attempts",
-                    "teacher_concurrency", "teacher_max_tokens", "eval_max_new_tokens")  # fmt: skip
+                    "teacher_concurrency", "teacher_max_tokens", "eval_max_new_tokens",
+                    "rollouts_per_question", "rollout_chunk", "rollout_max_new_tokens",
+                    "judge_max_new_tokens", "pairs_per_question", "iterations",
+                    "loop_patience")  # fmt: skip
     for key in at_least_one:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key.upper()}={getattr(cfg, key)} must be at least 1")
@@ -349,10 +399,13 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"DEV_SAMPLES={cfg.dev_samples} must be 0 or more")
     if not 0 <= cfg.teacher_error_rate <= 1:
         raise ConfigError(f"TEACHER_ERROR_RATE={cfg.teacher_error_rate} must be in [0, 1]")
-    parts = cfg.dpo_loss.split("+")
-    if any(p not in DPO_LOSSES for p in parts) or parts[0] == "sft":
-        raise ConfigError(f"DPO_LOSS={cfg.dpo_loss!r} is not allowed; choose one of "
-                          f"{'|'.join(DPO_LOSSES[:-1])}, optionally with '+sft' (e.g. sigmoid+sft)")  # fmt: skip
+    for key in ("dpo_loss", "loop_losses"):
+        for loss in split_list(getattr(cfg, key)):
+            parts = loss.split("+")
+            if any(p not in DPO_LOSSES for p in parts) or parts[0] == "sft":
+                raise ConfigError(f"{key.upper()}: {loss!r} is not allowed; choose one of "
+                                  f"{'|'.join(DPO_LOSSES[:-1])}, optionally with '+sft' (e.g. sigmoid+sft)")  # fmt: skip
+    _check_lists(cfg)
     if cfg.dpo_beta <= 0 or not 0 <= cfg.dpo_label_smoothing < 0.5:
         raise ConfigError("DPO_BETA must be > 0 and DPO_LABEL_SMOOTHING in [0, 0.5)")
     if not 0 <= cfg.heldout_fraction < 1:
@@ -361,6 +414,26 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"LORA_DROPOUT={cfg.lora_dropout} must be in [0, 1)")
     if cfg.load_in_4bit and cfg.hw == "cpu":
         raise ConfigError("LOAD_IN_4BIT=1 needs a CUDA GPU (bitsandbytes); use HW=4060 on a GPU")
+
+
+def _check_lists(cfg: Config) -> None:
+    """The comma-separated keys: known strategies, numbers where numbers go, three weights."""
+    strategies = split_list(cfg.rollout_strategies)
+    bad = [s for s in strategies if s not in STRATEGIES]
+    if bad or not strategies:
+        raise ConfigError(f"ROLLOUT_STRATEGIES={cfg.rollout_strategies!r}: use a comma-separated "
+                          f"list of {'|'.join(STRATEGIES)}")  # fmt: skip
+    for key, length in (("rollout_temperatures", None), ("coherence_weights", 3),
+                        ("celr_weights", 3)):  # fmt: skip
+        raw = getattr(cfg, key)
+        try:
+            values = [float(v) for v in split_list(raw)]
+        except ValueError:
+            values = []
+        if not values or any(v < 0 for v in values) or (length and len(values) != length):
+            shape = f"{length} comma-separated numbers" if length else "comma-separated numbers"
+            raise ConfigError(f"{key.upper()}={raw!r} must be {shape}, each 0 or more "
+                              f"(e.g. {key.upper()}={FIELDS[key].default})")  # fmt: skip
 
 
 def print_config(cfg: Config, stage: str) -> None:

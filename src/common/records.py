@@ -33,3 +33,19 @@ def to_sharegpt(record: dict) -> dict:
             {"from": ROLE_TO_SHAREGPT[t["role"]], "value": t["content"]} for t in turns
         ],
     }
+
+
+def to_sharegpt_preference(record: dict) -> dict:
+    """The ShareGPT preference layout Axolotl and LLaMA-Factory read:
+    {"conversations": [prompt turns], "chosen": {"from": "gpt", ...}, "rejected": {...}}."""
+
+    def turn(message: dict) -> dict:
+        return {"from": ROLE_TO_SHAREGPT[message["role"]], "value": message["content"]}
+
+    return {
+        "id": record["id"],
+        "conversations": [turn(m) for m in record["prompt"]],
+        "chosen": turn(record["chosen"][0]),
+        "rejected": turn(record["rejected"][0]),
+        "pair_type": record["pair_type"],
+    }

@@ -1,0 +1,99 @@
+"""Preference pairs from scored rollouts, correctness first: (a) a correct trajectory over an
+incorrect one of the same question and prompt, then (b) among correct ones only, the more
+coherent over the less when their rewards differ by more than a margin. SPIN mode pairs the
+Phase B target (gold-led teacher reasoning) over the policy's own answers instead.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from common.records import preference_record
+
+
+def _pick(candidates: list[tuple[dict, dict]], cap: int) -> list[tuple[dict, dict]]:
+    """Up to `cap` pairs in the given order, first using each trajectory at most once so one
+    sample does not dominate the question's pairs, then filling from the rest."""
+    out, used = [], set()
+    for spread in (True, False):
+        for chosen, rejected in candidates:
+            if len(out) >= cap:
+                return out
+            ks = {chosen["k"], rejected["k"]}
+            if (chosen, rejected) in out or (spread and ks & used):
+                continue
+            out.append((chosen, rejected))
+            used |= ks
+    return out
+
+
+def correctness_first_pairs(row: dict, cap: int, margin: float, seed: int) -> tuple[list, dict]:
+    """(pair records, counts) for one rollout row; the same row and seed give the same pairs."""
+    rng = random.Random(f"{seed}:{row['id']}")
+    groups = defaultdict(list)  # a pair's two answers must follow the same prompt
+    for t in row["trajectories"]:
+        groups[t["strategy"]].append(t)
+    correctness, coherence, ties = [], [], 0
+    for strategy in sorted(groups):
+        right = [t for t in groups[strategy] if t["correct"]]
+        wrong = [t for t in groups[strategy] if not t["correct"]]
+        for c in right:
+            for w in wrong:
+                correctness.append((c["reward"] - w["reward"], rng.random(), c, w))
+        for i, a in enumerate(right):
+            for b in right[i + 1 :]:
+                hi, lo = (a, b) if a["reward"] >= b["reward"] else (b, a)
+                gap = hi["reward"] - lo["reward"]
+                if gap == 0 or hi["text"] == lo["text"]:
+                    ties += 1
+                elif gap > margin:
+                    coherence.append((gap, rng.random(), hi, lo))
+    # Widest reward gaps first; the random key only breaks exact ties, reproducibly.
+    correctness = _pick(
+        [(c, w) for *_, c, w in sorted(correctness, key=lambda x: (-x[0], x[1]))], cap
+    )
+    room = cap - len(correctness)
+    coherence = _pick([(c, w) for *_, c, w in sorted(coherence, key=lambda x: (-x[0], x[1]))], room) if room else []  # fmt: skip
+    pairs = [_record(row, c, w, "correctness") for c, w in correctness]
+    pairs += [_record(row, c, w, "coherence") for c, w in coherence]
+    n_right = sum(t["correct"] for t in row["trajectories"])
+    counts = {
+        "all_correct": n_right == len(row["trajectories"]),
+        "all_wrong": n_right == 0,
+        "ties_dropped": ties,
+    }
+    return pairs, counts
+
+
+def spin_pairs(row: dict, target: dict | None, cap: int) -> list[dict]:
+    """SPIN: the Phase B training target chosen over the policy's own trajectories that were
+    sampled from the very same prompt (lowest reward first); none without a target."""
+    if target is None:
+        return []
+    chosen = target["completion"][0]["content"]
+    own = [t for t in row["trajectories"]
+           if row["prompts"][t["strategy"]] == target["prompt"] and t["text"] != chosen]  # fmt: skip
+    own.sort(key=lambda t: (t["reward"], t["k"]))
+    return [
+        preference_record(
+            f"{row['id']}-spin{t['k']}",
+            target["prompt"],
+            chosen,
+            t["text"],
+            "spin",
+            question_id=row["id"],
+            rejected_arm=t["arm"],
+            rejected_correct=t["correct"],
+        )  # fmt: skip
+        for t in own[:cap]
+    ]
+
+
+def _record(row: dict, chosen: dict, rejected: dict, pair_type: str) -> dict:
+    return preference_record(
+        f"{row['id']}-{chosen['k']}-{rejected['k']}", row["prompts"][chosen["strategy"]],
+        chosen["text"], rejected["text"], pair_type, question_id=row["id"],
+        chosen_arm=chosen["arm"], rejected_arm=rejected["arm"],
+        chosen_reward=chosen["reward"], rejected_reward=rejected["reward"],
+    )  # fmt: skip

@@ -1,0 +1,127 @@
+"""What stage 07 saw: per-arm pulls, reward and accuracy, pair counts by type, score
+distributions, and how often the self-reward judge agrees with correctness."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from pathlib import Path
+
+SCORES = ("s_end", "s_path", "s_cf", "s_wm", "reward", "length", "self_reward", "celr_total")
+
+
+def _value(t: dict, name: str):
+    return t["celr"]["total"] if name == "celr_total" else t.get(name)
+
+
+def _dist(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    q = statistics.quantiles(values, n=10) if len(values) > 1 else [values[0]] * 9
+    return {"n": len(values), "mean": round(statistics.fmean(values), 4), "p10": round(q[0], 4),
+            "p50": round(statistics.median(values), 4), "p90": round(q[-1], 4)}  # fmt: skip
+
+
+def judge_agreement(rows: list[dict]) -> dict:
+    """Within each question, over every (correct, incorrect) pair of trajectories that both have a
+    parsed score: how often the judge scores the correct one higher (a tie counts half)."""
+    status = Counter(t["judge_status"] for r in rows for t in r["trajectories"])
+    wins = pairs = 0.0
+    for r in rows:
+        scored = [t for t in r["trajectories"] if t["self_reward"] is not None]
+        for c in (t for t in scored if t["correct"]):
+            for w in (t for t in scored if not t["correct"]):
+                pairs += 1
+                wins += 1.0 if c["self_reward"] > w["self_reward"] else 0.5 * (
+                    c["self_reward"] == w["self_reward"])  # fmt: skip
+    return {"judged": status["ok"], "unparseable": status["unparseable"],
+            "not_judged": status["not_judged"], "pairs": int(pairs),
+            "agreement": round(wins / pairs, 4) if pairs else None}  # fmt: skip
+
+
+def build_rollout_report(rows: list[dict], pairs: list[dict], counts: list[dict],
+                         bandit_state: dict) -> dict:  # fmt: skip
+    trajectories = [t for r in rows for t in r["trajectories"]]
+    arms = {}
+    for i, arm in enumerate(bandit_state["arms"]):
+        mine = [t for t in trajectories if t["arm"] == arm]
+        arms[arm] = {
+            "pulls": bandit_state["pulls"][i],
+            "mean_bandit_reward": bandit_state["mean_reward"][i],
+            "mean_reward": round(statistics.fmean(t["reward"] for t in mine), 4) if mine else None,
+            "accuracy": round(sum(t["correct"] for t in mine) / len(mine), 4) if mine else None,
+        }
+    by_type = Counter(p["pair_type"] for p in pairs)
+    scores = {}
+    for name in SCORES:
+        values = [(_value(t, name), t["correct"]) for t in trajectories]
+        values = [(v, c) for v, c in values if v is not None]
+        scores[name] = {"all": _dist([v for v, _ in values]),
+                        "correct": _dist([v for v, c in values if c]),
+                        "incorrect": _dist([v for v, c in values if not c])}  # fmt: skip
+    return {
+        "questions": len(rows),
+        "trajectories": len(trajectories),
+        "trajectory_accuracy": round(sum(t["correct"] for t in trajectories) / len(trajectories), 4)
+        if trajectories else None,
+        "pass_at_k": round(sum(any(t["correct"] for t in r["trajectories"]) for r in rows) / len(rows), 4)
+        if rows else None,
+        "all_correct_questions": sum(c.get("all_correct", False) for c in counts),
+        "all_wrong_questions": sum(c.get("all_wrong", False) for c in counts),
+        "ties_dropped": sum(c.get("ties_dropped", 0) for c in counts),
+        "pairs": {"total": len(pairs), **dict(sorted(by_type.items()))},
+        "bandit": {"method": bandit_state["method"], "arms": arms},
+        "scores": scores,
+        "judge": judge_agreement(rows),
+    }  # fmt: skip
+
+
+def render_markdown(report: dict) -> str:
+    lines = ["# Rollouts (stage 07)", "",
+             f"{report['questions']} questions, {report['trajectories']} trajectories; "
+             f"trajectory accuracy {report['trajectory_accuracy']}, pass@K {report['pass_at_k']}.",
+             f"Questions with every trajectory correct: {report['all_correct_questions']}; "
+             f"every trajectory wrong: {report['all_wrong_questions']} (neither gives a "
+             f"correctness pair). Ties dropped: {report['ties_dropped']}.", "",
+             "## Pairs", "", "| type | count |", "|---|---|"]  # fmt: skip
+    lines += [f"| {k} | {v} |" for k, v in report["pairs"].items()]
+    lines += ["", f"## Arms ({report['bandit']['method']})", "",
+              "| arm | pulls | mean bandit reward | mean reward | accuracy |", "|---|---|---|---|---|"]  # fmt: skip
+    for arm, a in report["bandit"]["arms"].items():
+        lines.append(f"| {arm} | {a['pulls']} | {a['mean_bandit_reward']} | {a['mean_reward']} "
+                     f"| {a['accuracy']} |")  # fmt: skip
+    lines += ["", "## Scores (mean; correct vs incorrect trajectories)", "",
+              "| score | all | correct | incorrect |", "|---|---|---|---|"]  # fmt: skip
+    for name, d in report["scores"].items():
+        cells = [d[k]["mean"] if d[k] else "-" for k in ("all", "correct", "incorrect")]
+        lines.append(f"| {name} | " + " | ".join(str(c) for c in cells) + " |")
+    j = report["judge"]
+    lines += ["", "## Self-reward judge", "",
+              f"Judged {j['judged']}, unparseable {j['unparseable']} (excluded), not judged "
+              f"{j['not_judged']}. Agreement with correctness over {j['pairs']} within-question "
+              f"(correct, incorrect) pairs: {j['agreement']}."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def plot_scores(rows: list[dict], path: Path) -> None:
+    """Histograms of each score for correct and incorrect trajectories."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trajectories = [t for r in rows for t in r["trajectories"]]
+    fig, axes = plt.subplots(2, 4, figsize=(14, 6))
+    for ax, name in zip(axes.flat, SCORES, strict=True):
+        for correct, color in ((True, "tab:green"), (False, "tab:red")):
+            values = [_value(t, name) for t in trajectories if t["correct"] == correct]
+            values = [v for v in values if v is not None]
+            if values:
+                ax.hist(values, bins=20, alpha=0.6, color=color,
+                        label="correct" if correct else "incorrect")  # fmt: skip
+        ax.set_title(name)
+    axes.flat[0].legend()
+    fig.suptitle("Rollout scores by correctness")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
