@@ -29,7 +29,7 @@ script_rollouts := scripts/07_rollouts.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test lint format demo tiny-model merge report all clean bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets $(STAGES)
+.PHONY: help setup config test lint format demo tiny-model merge loop report all clean bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets $(STAGES)
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -90,6 +90,9 @@ phaseB:   ## 06 Phase B: chain-of-thought SFT    -> checkpoints/RUN/phaseB/
 rollouts: ## 07 rollouts and preference pairs    -> data/RUN/rollouts.jsonl preferences.jsonl
 dpo:      ## 08 Phase C: DPO                     -> checkpoints/RUN/phaseC/
 eval:     ## 09 evaluate checkpoints             -> outputs/RUN/
+
+loop: | $(SETUP_STAMP) ## rounds of rollouts -> pairs -> DPO, best on dev kept (ITERATIONS=N LOOP_LOSSES=a,b) -> checkpoints/RUN/loop/ phaseC/
+	LOOPER_LAUNCH="$(LAUNCH)" $(PY) scripts/loop.py
 
 report: | $(SETUP_STAMP) ## rebuild outputs/RUN/report.md and plots from saved files (no model)
 	$(PY) $(script_eval) --report-only

@@ -22,10 +22,11 @@ from common.generation import generate
 from common.jsonl import JsonlAppender, read_jsonl, write_json, write_jsonl
 from common.manifest import write_manifest
 from common.modeling import load_model
+from common.plots import plot_rollout_scores
 from common.preference_pairs import correctness_first_pairs, spin_pairs
 from common.prompts import render_prompt
 from common.records import to_sharegpt_preference
-from common.rollout_report import build_rollout_report, plot_scores, render_markdown
+from common.rollout_report import SCORES, build_rollout_report, render_markdown
 from common.scoring import Weights, score_trajectories
 from common.self_reward import check_judge, judge_with_policy, judge_with_teacher
 from common.tasks import get_task
@@ -187,7 +188,7 @@ def main() -> None:
                     out_dir / "rollout_scores.png"]  # fmt: skip
     write_json(report_paths[0], report)
     report_paths[1].write_text(render_markdown(report))
-    plot_scores(rows, report_paths[2])
+    plot_rollout_scores(rows, SCORES, report_paths[2])
     outputs = [
         rollouts_path,
         out_dir / "bandit_state.json",

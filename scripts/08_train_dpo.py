@@ -1,11 +1,14 @@
-"""Stage 08, Phase C: DPO from the Phase B adapter on preference pairs, with the losses of
-src/common/dpo_losses.py (DPO_LOSS) and, optionally, the seed plan's beta schedule.
+"""Stage 08, Phase C: DPO from the POLICY adapter (Phase B by default), which is also the frozen
+reference, on preference pairs, with the losses of src/common/dpo_losses.py (DPO_LOSS) and,
+optionally, the seed plan's beta schedule.
 
-Reads data/RUN/preferences.jsonl (stage 07) and/or pairs.jsonl (stage 04), checkpoints/RUN/phaseB/;
-writes checkpoints/RUN/phaseC/ and the reference log-prob cache checkpoints/RUN/ref_logps/.
+Reads data/RUN[/ROLLOUT_SUBDIR]/preferences.jsonl (stage 07) and/or data/RUN/pairs.jsonl (stage 04)
+and the POLICY checkpoint; writes checkpoints/RUN/DPO_OUTPUT/ (phaseC by default) and the
+reference log-prob cache checkpoints/RUN/ref_logps/.
 """
 
 import time
+from pathlib import Path
 
 from common.config import load_config, print_config, shown
 from common.dpo import (
@@ -15,6 +18,7 @@ from common.dpo import (
     reference_cache_path,
 )
 from common.errors import DataError, run_main
+from common.evaluation import resolve_checkpoint
 from common.training import (
     already_done,
     finish,
@@ -30,7 +34,7 @@ SEED_SCHEDULE_EPOCHS = 4
 
 
 def pair_files(cfg) -> list:
-    prefs, pairs = cfg.data_dir / "preferences.jsonl", cfg.data_dir / "pairs.jsonl"
+    prefs, pairs = cfg.rollout_dir / "preferences.jsonl", cfg.data_dir / "pairs.jsonl"
     if cfg.dpo_data == "auto":
         chosen = [prefs] if prefs.is_file() else [pairs]
     else:
@@ -47,9 +51,10 @@ def main() -> None:
     started = time.time()
     cfg, _ = load_config()
     print_config(cfg, "08 Phase C (DPO)")
-    phase_b = require_adapter(cfg.checkpoint_dir / "phaseB", made_by="phaseB")
+    policy = resolve_checkpoint(cfg, cfg.policy)  # a missing phase names the target that makes it
+    phase_b = require_adapter(Path(policy.path), made_by="phaseB")
     files = pair_files(cfg)
-    out_dir = cfg.checkpoint_dir / "phaseC"
+    out_dir = cfg.checkpoint_dir / cfg.dpo_output
     data = {f.stem: f for f in files}
     if already_done(cfg, out_dir, data | {"init_adapter": phase_b}):
         return

@@ -11,48 +11,13 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, offline_env, run_script
+from conftest import FAST, ROOT, copy, offline_env, run_script
 from safetensors.torch import load_file
 
 from common.config import load_config
 from common.errors import LooperError
 from common.jsonl import read_jsonl
 from common.training import oom_hint
-
-FAST = {"TASK": "arith", "BATCH_SIZE": "8", "MAX_STEPS": "6", "EVAL_STEPS": "3",
-        "LEARNING_RATE": "3e-3", "DPO_LEARNING_RATE": "1e-3"}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, tiny_model_dir):
-    """Stages 01-04 once: a work dir with the tiny model and the training sets."""
-    work = tmp_path_factory.mktemp("train")
-    shutil.copytree(tiny_model_dir, work / "checkpoints/tiny-base")
-    # Sampled drafts: the untrained model's greedy drafts are blank, which makes no pairs.
-    env = FAST | {"TRAIN_SAMPLES": "64", "DEV_SAMPLES": "8", "DRAFT_MAX_NEW_TOKENS": "8",
-                  "DRAFT_TEMPERATURE": "1.0"}  # fmt: skip
-    for script in ("01_sample.py", "02_student_drafts.py", "03_teacher.py", "04_build_datasets.py"):
-        proc = run_script(script, work, **env)
-        assert proc.returncode == 0, proc.stderr
-    return work
-
-
-@pytest.fixture(scope="module")
-def trained(built):
-    """Phases A and B once on top of `built` (the tests below read and copy them)."""
-    for script in ("05_train_baseline.py", "06_train_cot.py"):
-        proc = run_script(script, built, **FAST)
-        assert proc.returncode == 0, proc.stderr
-    return built
-
-
-def copy(built, tmp_path, phases=()):
-    shutil.copytree(built / "data", tmp_path / "data")
-    shutil.copytree(built / "checkpoints/tiny-base", tmp_path / "checkpoints/tiny-base")
-    for phase in phases:
-        shutil.copytree(
-            built / f"checkpoints/arith/{phase}", tmp_path / f"checkpoints/arith/{phase}"
-        )
 
 
 def history(work, phase):

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from pathlib import Path
 
 SCORES = ("s_end", "s_path", "s_cf", "s_wm", "reward", "length", "self_reward", "celr_total")
 
 
-def _value(t: dict, name: str):
+def score_value(t: dict, name: str):
     return t["celr"]["total"] if name == "celr_total" else t.get(name)
 
 
@@ -54,7 +53,7 @@ def build_rollout_report(rows: list[dict], pairs: list[dict], counts: list[dict]
     by_type = Counter(p["pair_type"] for p in pairs)
     scores = {}
     for name in SCORES:
-        values = [(_value(t, name), t["correct"]) for t in trajectories]
+        values = [(score_value(t, name), t["correct"]) for t in trajectories]
         values = [(v, c) for v, c in values if v is not None]
         scores[name] = {"all": _dist([v for v, _ in values]),
                         "correct": _dist([v for v, c in values if c]),
@@ -101,27 +100,3 @@ def render_markdown(report: dict) -> str:
               f"{j['not_judged']}. Agreement with correctness over {j['pairs']} within-question "
               f"(correct, incorrect) pairs: {j['agreement']}."]  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def plot_scores(rows: list[dict], path: Path) -> None:
-    """Histograms of each score for correct and incorrect trajectories."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    trajectories = [t for r in rows for t in r["trajectories"]]
-    fig, axes = plt.subplots(2, 4, figsize=(14, 6))
-    for ax, name in zip(axes.flat, SCORES, strict=True):
-        for correct, color in ((True, "tab:green"), (False, "tab:red")):
-            values = [_value(t, name) for t in trajectories if t["correct"] == correct]
-            values = [v for v in values if v is not None]
-            if values:
-                ax.hist(values, bins=20, alpha=0.6, color=color,
-                        label="correct" if correct else "incorrect")  # fmt: skip
-        ax.set_title(name)
-    axes.flat[0].legend()
-    fig.suptitle("Rollout scores by correctness")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
