@@ -115,6 +115,7 @@ def main() -> None:
     policy = resolve_checkpoint(cfg, cfg.policy)
     sample_path = cfg.data_dir / "sample_train.jsonl"
     questions = read_jsonl(sample_path, made_by="sample")
+    questions = questions[: cfg.rollout_questions] if cfg.rollout_questions else questions
     inputs = {"sample_train": sample_path, "policy": policy.path}
     drafts = {}
     if policy.with_draft:

@@ -90,6 +90,7 @@ class Config:
     policy: str = _opt("phaseB", "checkpoint that samples the rollouts and that Phase C starts "
                                  "from and is referenced to: phaseB, phaseC, a folder")  # fmt: skip
     rollouts_per_question: int = _opt(8, "K: trajectories sampled per training question")
+    rollout_questions: int = _opt(0, "roll out the first N training questions (0: all)")
     rollout_strategies: str = _opt("none,cot,explicit,alternating",
                                    "arms: reasoning strategies (x ROLLOUT_TEMPERATURES)")  # fmt: skip
     rollout_temperatures: str = _opt("0.3,0.8", "arms: sampling temperatures")
