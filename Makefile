@@ -9,7 +9,6 @@ VENV ?= .venv
 PY ?= $(VENV)/bin/python
 # The Docker image installs the pins system-wide and sets SETUP_STAMP= (empty) to skip the venv.
 SETUP_STAMP ?= $(VENV)/.installed
-TINY_MODEL := checkpoints/tiny-base/model.safetensors
 
 # Several GPUs: `make phaseA GPUS=4` (ACCELERATE=ddp|fsdp|zero3 picks docker/accelerate/*.yaml).
 GPUS ?= 1
@@ -72,8 +71,7 @@ test: lint ## lint, then the offline test suite (GPU tests skip on CPU)
 config: | $(SETUP_STAMP) ## print the effective configuration (secrets as ***)
 	@$(PY) -m common.config
 
-tiny-model: $(TINY_MODEL) ## build the tiny offline student into checkpoints/tiny-base
-$(TINY_MODEL): | $(SETUP_STAMP)
+tiny-model: | $(SETUP_STAMP) ## build the tiny offline student into checkpoints/tiny-base (kept if present)
 	$(PY) scripts/tiny_model.py
 
 # One rule for every stage: run its script, or say plainly that it does not exist yet.
@@ -104,14 +102,17 @@ merge: | $(SETUP_STAMP) ## merge a phase's adapter into its base (PHASE=phaseA|p
 all: ## every stage in order
 	@for stage in $(STAGES); do $(MAKE) --no-print-directory $$stage || exit $$?; done
 
-demo: export TASK = arith
+# `make demo` is configuration only: configs/demo.env (DEMO_SMALL=1: configs/demo-small.env, the
+# CI smoke run) replaces .env, then the same stages every run uses, in order.
+DEMO_ENV = configs/demo$(if $(filter 1,$(DEMO_SMALL)),-small).env
+DEMO_STAGES := sample drafts teacher datasets phaseA phaseB loop eval
+demo: export LOOPER_ENV_FILE = $(DEMO_ENV)
 demo: export HW = cpu
-demo: tiny-model ## the whole loop on the synthetic task, CPU only, offline (stages not built yet are listed)
-	@for stage in $(STAGES); do \
-	  if [ -f "$$(make -s --no-print-directory print-script-$$stage)" ]; then \
-	    $(MAKE) --no-print-directory $$stage || exit $$?; \
-	  else echo "demo: skipping $$stage (not implemented yet)"; fi; \
-	done
+demo: | $(SETUP_STAMP) ## the whole loop on the synthetic task: CPU, offline, ~15 min (DEMO_SMALL=1: ~3 min)
+	@start=$$(date +%s); \
+	$(PY) scripts/tiny_model.py || exit $$?; \
+	for stage in $(DEMO_STAGES); do $(MAKE) --no-print-directory $$stage || exit $$?; done; \
+	echo "demo: every stage ran in $$(( $$(date +%s) - start )) s ($(DEMO_ENV))"
 
 bench-teacher: | $(SETUP_STAMP) ## benchmark: 400 teacher requests, concurrent vs plain SDK vs sequential
 	$(PY) benchmarks/bench_teacher.py
@@ -147,9 +148,6 @@ gpu-setup: ## on a bare CUDA box: pull, venv, pins (+bitsandbytes), GPU check, h
 
 targets: ## list the target names (the image's entrypoint checks against it)
 	@grep -hE '^[a-zA-Z_-]+( [a-zA-Z_-]+)*:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*//' | tr ' ' '\n'
-
-print-script-%:
-	@echo $(script_$*)
 
 clean: ## delete run artifacts in data/, checkpoints/, outputs/ (keeps the venv)
 	find data checkpoints outputs -mindepth 1 ! -name .gitkeep -delete

@@ -10,6 +10,7 @@ report.md, accuracy.png (and data/RUN/test_drafts.jsonl when the prompts carry d
 """
 
 import argparse
+import json
 import random
 import time
 
@@ -73,6 +74,11 @@ def grade_only(cfg, task, path, out_path) -> None:
               f"{', '.join(unknown[:3])}); they count as wrong")  # fmt: skip
 
 
+def eval_path(out, name: str):
+    """outputs/RUN/eval_NAME.jsonl, with a loop checkpoint's '/' and spaces made safe."""
+    return out / f"eval_{name.replace('/', '_').replace(' ', '_')}.jsonl"
+
+
 def pair_stats(a_rows, b_rows) -> dict:
     test = mcnemar_exact([r["correct"] for r in a_rows], [r["correct"] for r in b_rows])
     delta = (sum(r["correct"] for r in b_rows) - sum(r["correct"] for r in a_rows)) / len(a_rows)
@@ -120,11 +126,15 @@ def main() -> None:
     results, summary = {}, {"task": cfg.task, "n_questions": len(test),
                             "test_source": shown(test_path), "checkpoints": {}}  # fmt: skip
     last = checkpoints[-1]
+    copy_of = loop_selection(cfg, specs)
     for ckpt in checkpoints:
-        model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
-        rows = answer_questions(cfg, model, tokenizer, task, test, ckpt,
-                                drafts if ckpt.with_draft else None, desc=ckpt.name)  # fmt: skip
-        write_jsonl(out / f"eval_{ckpt.name}.jsonl", rows)
+        if ckpt.name in copy_of:  # phaseC is a copy of a loop result evaluated in this run too
+            rows = next(results[c.name] for c in checkpoints if c.name == copy_of[ckpt.name])
+        else:
+            model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
+            rows = answer_questions(cfg, model, tokenizer, task, test, ckpt,
+                                    drafts if ckpt.with_draft else None, desc=ckpt.name)  # fmt: skip
+        write_jsonl(eval_path(out, ckpt.name), rows)
         results[ckpt.name] = rows
         summary["checkpoints"][ckpt.name] = summarize(task, rows) | {
             "strategy": ckpt.strategy, "with_draft": ckpt.with_draft, "path": shown(ckpt.path)}  # fmt: skip
@@ -133,10 +143,12 @@ def main() -> None:
               f"parse failures {s['parse_failure_rate']:.1%}, truncated {s['truncation_rate']:.1%}")  # fmt: skip
 
         if ckpt is last and cfg.eval_ablations and ckpt.with_draft and len(checkpoints) > 1:
+            if ckpt.name in copy_of:
+                model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
             summary["ablations"] = draft_ablations(
                 cfg, task, test, ckpt, model, tokenizer, drafts, rows
             )
-        del model
+        model = tokenizer = None  # free it before the next checkpoint loads (a 7B on one GPU)
 
     if "ablations" not in summary:
         why = (
@@ -147,17 +159,32 @@ def main() -> None:
         summary["ablations"] = {"note": f"Not run: {why}."}
     summary["question_quality"] = question_quality(cfg, task, test, last)
     names = list(results)
-    summary["comparisons"] = {
-        f"{a}->{b}": pair_stats(results[a], results[b])
-        for a, b in zip(names[:-1], names[1:], strict=True)
-    }
+    pairs = list(zip(names[:-1], names[1:], strict=True))
+    if "phaseB" in names:  # every Phase C variant is also measured against Phase B
+        pairs += [("phaseB", n) for n in names[names.index("phaseB") + 2 :]]
+    summary["comparisons"] = {f"{a}->{b}": pair_stats(results[a], results[b]) for a, b in pairs}
     write_json(out / "summary.json", summary)
     report = build_report(cfg)
-    outputs = [out / f"eval_{n}.jsonl" for n in names] + [out / "summary.json", report]
+    outputs = [eval_path(out, n) for n in names] + [out / "summary.json", report]
     write_manifest(out, "eval", cfg, {"test": test_path} | {c.name: c.path for c in checkpoints},
                    outputs, {}, started)  # fmt: skip
     print(f"\nreport: {shown(report)}")
-    print("\n".join(line for line in report.read_text().splitlines()[6:14] if line.startswith("|")))
+    section = report.read_text().split("## Executive summary", 1)[1].split("\n\n")[1]
+    print(section)  # the headline table
+
+
+def loop_selection(cfg, specs: list[str]) -> dict[str, str]:
+    """{"phaseC": "loop/roundN-LOSS"} when `make loop` chose phaseC from a checkpoint that is
+    also in this evaluation: its answers are then the same and are not generated twice."""
+    selection = cfg.checkpoint_dir / "phaseC" / "selection.json"
+    if "phaseC" not in specs or not selection.is_file():
+        return {}
+    source = json.loads(selection.read_text()).get("spec")
+    return (
+        {"phaseC": source}
+        if source in specs and specs.index(source) < specs.index("phaseC")
+        else {}
+    )
 
 
 def question_quality(cfg, task, test, last) -> dict:
@@ -188,7 +215,7 @@ def draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, with_draft_
     out = {"checkpoint": ckpt.name, "variants": {"with draft": summarize(task, with_draft_rows)}}
     for name, variant_drafts in variants.items():
         rows = answer_questions(cfg, model, tokenizer, task, test, ckpt, variant_drafts, desc=name)
-        write_jsonl(cfg.output_dir / f"eval_{ckpt.name}_{name.replace(' ', '_')}.jsonl", rows)
+        write_jsonl(eval_path(cfg.output_dir, f"{ckpt.name}_{name}"), rows)
         out["variants"][name] = summarize(task, rows) | {
             "vs_with_draft": pair_stats(with_draft_rows, rows)
         }

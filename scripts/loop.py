@@ -92,7 +92,7 @@ def main() -> None:
             out = f"loop/round{n}-{loss}"
             run_stage("08_train_dpo.py", launch, POLICY=policy, ROLLOUT_SUBDIR=subdir,
                       DPO_DATA="preferences", DPO_LOSS=loss, DPO_OUTPUT=out)  # fmt: skip
-            candidates[loss] = {"checkpoint": str(cfg.checkpoint_dir / out),
+            candidates[loss] = {"checkpoint": str(cfg.checkpoint_dir / out), "spec": out,
                                 "dev_accuracy": accuracy(str(cfg.checkpoint_dir / out))}  # fmt: skip
         loss = max(candidates, key=lambda k: candidates[k]["dev_accuracy"])
         chosen = candidates[loss]
@@ -121,7 +121,8 @@ def main() -> None:
         phase_c.rename(aside)
         print(f"loop: moved the previous {shown(phase_c)} to {shown(aside)}")
     shutil.copytree(best["checkpoint"], phase_c)
-    write_json(phase_c / "selection.json", {"source": shown(best["checkpoint"]), "round": best["round"],
+    write_json(phase_c / "selection.json", {"source": shown(best["checkpoint"]), "spec": best["spec"],
+                                            "round": best["round"],
                                             "loss": best["loss"], "dev_accuracy": best["dev_accuracy"],
                                             "start_dev_accuracy": start["dev_accuracy"]})  # fmt: skip
     plot_loop(rounds, loop_dir / "loop.png")

@@ -1,30 +1,41 @@
-"""Build the tiny offline student into checkpoints/tiny-base (or --out): no network, < 1 minute."""
+"""Build the tiny offline student into checkpoints/tiny-base (under WORK_DIR, or --out): a BPE
+tokenizer, a small Llama, and TINY_PRETRAIN_STEPS of pretraining on sums and repeated sentences.
+No network, about a minute. An existing model is kept (--force rebuilds it).
+"""
 
 import argparse
 import time
+from pathlib import Path
 
-from common.config import ROOT, TINY_MODEL_DIR
+from common.config import TINY_MODEL_DIR, load_config, shown
 from common.errors import run_main
 from common.tiny_model import build_tiny_model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default=str(ROOT / TINY_MODEL_DIR))
+    parser.add_argument("--out", default="", help="default: WORK_DIR/checkpoints/tiny-base")
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--vocab-size", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--embedding-std", type=float, default=0.15,
+                        help="initial embedding scale (see build_tiny_model)")  # fmt: skip
+    parser.add_argument("--force", action="store_true", help="rebuild an existing model")
+    cfg, args = load_config(parser=parser)
+    out = Path(args.out) if args.out else cfg.base_dir / TINY_MODEL_DIR
+    if (out / "model.safetensors").is_file() and not args.force:
+        print(f"tiny model: {shown(out)} exists (--force rebuilds it)")
+        return
     started = time.time()
-    out = build_tiny_model(
-        args.out, args.hidden, args.layers, args.heads, args.vocab_size, args.seed
-    )
+    build_tiny_model(out, args.hidden, args.layers, args.heads, args.vocab_size, args.seed,
+                     cfg.tiny_pretrain_steps, args.embedding_std)  # fmt: skip
     from transformers import AutoModelForCausalLM
 
     params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(out).parameters())
-    print(f"tiny model: {params / 1e6:.2f}M parameters -> {out} ({time.time() - started:.1f}s)")
+    print(f"tiny model: {params / 1e6:.2f}M parameters, pretrained {cfg.tiny_pretrain_steps} steps "
+          f"-> {shown(out)} ({time.time() - started:.1f}s)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,9 +13,12 @@ from common.tasks import get_task
 
 def test_tiny_model_builds_fast_and_offline(tmp_path):
     started = time.time()
-    proc = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"))
+    proc = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"),
+                      TINY_PRETRAIN_STEPS="30")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert time.time() - started < 60
+    assert time.time() - started < 60 and "pretrained 30 steps" in proc.stdout
+    again = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"))
+    assert again.returncode == 0 and "exists" in again.stdout  # kept, not rebuilt
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny")
     assert model.config.model_type == "llama"
     assert sum(p.numel() for p in model.parameters()) < 10_000_000
@@ -108,3 +111,19 @@ def test_make_help_lists_every_target_and_unbuilt_stage_fails_clearly(tmp_path):
     for stage in missing[:1]:
         proc = subprocess.run(["make", stage], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode != 0 and "not implemented yet" in proc.stdout
+
+
+def test_pretraining_lowers_the_loss_on_its_own_text():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from common.tiny_model import build_tokenizer, pretrain, pretraining_line
+
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=192,
+                                         num_hidden_layers=2, num_attention_heads=4,
+                                         pad_token_id=tok.pad_token_id))  # fmt: skip
+    losses = pretrain(model, tok, steps=40, seed=0, batch_size=8)
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+    line = pretraining_line(__import__("random").Random(0))
+    assert "####" not in line and "answer" not in line.lower()  # never a question with its answer

@@ -46,6 +46,8 @@ class Config:
     hw: str = _opt("", "hardware profile (default: detected)", choices=HW_PROFILES)
     random_seed: int = _opt(42, "seed for sampling, training and generation")
     work_dir: str = _opt("", "folder holding data/, checkpoints/, outputs/ (default: the repo)")
+    tiny_pretrain_steps: int = _opt(300, "make tiny-model: pretraining steps on sums and "
+                                         "repeated sentences (0: a random base)")  # fmt: skip
     # Data (stage 01)
     dataset_path: str = _opt("", "train source: hub id, local file or folder (default: task's)")
     test_path: str = _opt("", "test source: hub id, local file (default: task's)")

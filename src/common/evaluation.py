@@ -27,7 +27,8 @@ class Checkpoint:
 
 
 def resolve_checkpoint(cfg: Config, spec: str) -> Checkpoint:
-    """base | phaseA | phaseB | phaseC | merged-phaseX | a local folder | a hub id."""
+    """base | phaseA | phaseB | phaseC | merged-phaseX | an adapter folder under checkpoints/RUN/
+    (loop/round1-sigmoid) | a local folder | a hub id."""
     strategy, drafts = cfg.reasoning_strategy, cfg.with_draft
     if spec == "base":
         return Checkpoint("base", cfg.model, strategy, False)
@@ -40,6 +41,8 @@ def resolve_checkpoint(cfg: Config, spec: str) -> Checkpoint:
         if phase == "phaseA":  # Track A: question -> answer only, no draft
             return Checkpoint(spec, str(path), "none", False)
         return Checkpoint(spec, str(path), strategy, drafts)
+    if (cfg.checkpoint_dir / spec / "adapter_config.json").is_file():  # e.g. loop/round1-cal_dpo
+        return Checkpoint(spec, str(cfg.checkpoint_dir / spec), strategy, drafts)
     if (spec.startswith((".", "/")) or Path(spec).parent.is_dir()) and not Path(spec).exists():
         raise DataError(f"checkpoint {spec} does not exist; check EVAL_CHECKPOINTS")
     return Checkpoint(Path(spec).name if Path(spec).exists() else spec, spec, strategy, drafts)

@@ -49,7 +49,8 @@ def executive_table(cfg: Config, summary: dict) -> list[str]:
     previous = None
     for name, s in ckpts.items():
         actual = f"{pct(s['accuracy'])} ({pct(s['ci95'][0])}–{pct(s['ci95'][1])})"
-        ref, gain = targets.get(name, (previous, None))
+        # Phase C variants (loop/roundN-LOSS) face Phase C's target against Phase B.
+        ref, gain = targets.get("phaseC" if name.startswith("loop/") else name, (previous, None))
         comp = comps.get(f"{ref}->{name}") if ref else None
         delta = (
             f"{100 * (s['accuracy'] - ckpts[ref]['accuracy']):+.1f} pts vs {ref}" if comp else "—"
@@ -64,6 +65,38 @@ def executive_table(cfg: Config, summary: dict) -> list[str]:
         lines.append(f"| {name} | {target} | {actual} | {delta} | {p} | {status} |")
         previous = name
     return lines
+
+
+def loop_section(cfg: Config, summary: dict) -> list[str]:
+    """`make loop`: per round, each DPO loss's dev accuracy (which chose phaseC) and, where this
+    evaluation covered it, its test accuracy."""
+    path = cfg.checkpoint_dir / "loop" / "loop.json"
+    if not path.is_file():
+        return []
+    state = json.loads(path.read_text())
+    ckpts = summary["checkpoints"]
+    lines = ["## Phase C: the loop, per round and DPO loss", "",
+             "The loss kept each round is the one best on dev; test accuracy is shown where the "
+             "checkpoint was evaluated, and was not used to choose.", "",
+             "| round | loss | pairs | dev accuracy | test accuracy | kept |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in state["rounds"]:
+        if r["round"] == 0:
+            test = ckpts.get(r["policy"], {}).get("accuracy")
+            lines.append(
+                f"| 0 (start: {r['policy']}) | — | — | {pct(r['dev_accuracy'])} | {pct(test)} | — |"
+            )
+            continue
+        for loss, c in r["candidates"].items():
+            test = ckpts.get(c.get("spec", ""), {}).get("accuracy")
+            kept = "yes" if loss == r["loss"] else ""
+            if r["round"] == state["best_round"] and kept:
+                kept = "yes → phaseC"
+            lines.append(f"| {r['round']} | {loss} | {r.get('pairs', {}).get('total', '—')} | "
+                         f"{pct(c['dev_accuracy'])} | {pct(test)} | {kept} |")  # fmt: skip
+    png = path.parent / "loop.png"
+    if png.is_file():
+        lines += ["", f"![dev accuracy per round]({os.path.relpath(png, cfg.output_dir)})"]
+    return lines + [""]
 
 
 def build_report(cfg: Config) -> Path:
@@ -116,6 +149,7 @@ def build_report(cfg: Config) -> Path:
     lines += ["", "Clarifying-question quality: " + summary.get("question_quality", {}).get(
         "note", "not measured."), ""]  # fmt: skip
 
+    lines += loop_section(cfg, summary)
     data_report = cfg.data_dir / "data_report.json"
     lines += ["## Data quality (stage 04)", ""]
     if data_report.is_file():

@@ -44,6 +44,11 @@ def _story(rng: random.Random, steps: int, max_start: int, max_step: int):
     return name, item, total, sentences, worked
 
 
+def story_sentences(rng: random.Random) -> list[str]:
+    """The sentences of one random story (the tiny base's pretraining text)."""
+    return _story(rng, 2, 60, 40)[3]
+
+
 def make_arith(rng: random.Random, steps: int = 3, max_start: int = 60, max_step: int = 40) -> dict:
     name, item, total, sentences, worked = _story(rng, steps, max_start, max_step)
     question = " ".join(sentences) + f" How many {item} does {name} have now?"

@@ -75,6 +75,50 @@ def build_tokenizer(vocab_size: int = 1024, seed: int = 0):
     return tokenizer
 
 
+def pretraining_line(rng: random.Random) -> str:
+    """One line of the tiny base's pretraining: three pieces, each an arithmetic fact ("23 + 9 =
+    32.") or a story sentence said twice. They stand in for what a real base model already knows
+    (sums, copying from context); no line pairs a question with its answer."""
+    parts = []
+    for _ in range(3):
+        if rng.random() < 0.5:
+            a, b = rng.randint(0, 120), rng.randint(1, 40)
+            parts.append(
+                f"{a} + {b} = {a + b}." if rng.random() < 0.5 or b > a else f"{a} - {b} = {a - b}."
+            )
+        else:
+            sentence = rng.choice(synthetic.story_sentences(rng))
+            parts.append(f"{sentence} {sentence}")
+    return " ".join(parts)
+
+
+def pretrain(
+    model, tokenizer, steps: int, seed: int, batch_size: int = 32, lr: float = 3e-3
+) -> list[float]:
+    """Full-parameter causal-LM training on pretraining_line() text; returns the losses."""
+    import torch
+    from tqdm.auto import tqdm
+
+    rng = random.Random(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
+    model.train()
+    losses = []
+    for _ in tqdm(range(steps), desc="pretrain tiny base", mininterval=1.0):
+        batch = tokenizer([pretraining_line(rng) + tokenizer.eos_token for _ in range(batch_size)],
+                          return_tensors="pt", padding=True)  # fmt: skip
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
 def build_tiny_model(
     out_dir: Path,
     hidden: int = 128,
@@ -82,8 +126,11 @@ def build_tiny_model(
     heads: int = 4,
     vocab_size: int = 1024,
     seed: int = 0,
+    pretrain_steps: int = 0,
+    embedding_std: float = 0.02,
 ) -> Path:
-    """Write tokenizer + randomly initialised LlamaForCausalLM to out_dir; return out_dir."""
+    """Write tokenizer + LlamaForCausalLM to out_dir, randomly initialised, then pretrained for
+    `pretrain_steps` (0: none, as in the tests); return out_dir."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
@@ -104,6 +151,12 @@ def build_tiny_model(
         pad_token_id=pad,
     )
     model = LlamaForCausalLM(config)
+    # A LoRA student never trains the (tied) embeddings or the final norm, so their scale caps its
+    # logits near std * hidden: 0.02 * 128 = 2.6, and an answer-only loss then stalls near 4.3
+    # (almost uniform). The demo's base starts at 0.15 and pretrains.
+    model.get_input_embeddings().weight.data.normal_(0.0, embedding_std)
+    if pretrain_steps:
+        pretrain(model, tokenizer, pretrain_steps, seed)
     model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

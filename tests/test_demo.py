@@ -1,0 +1,51 @@
+"""`make demo DEMO_SMALL=1`, the CI smoke run of the demo: every stage runs, every artifact of
+the stage table exists and is non-empty, and the report parses. Accuracy is not asserted: at
+this size it is noise."""
+
+import json
+import subprocess
+
+from conftest import ROOT, offline_env
+
+
+def test_small_demo_runs_every_stage_and_writes_every_artifact(tmp_path):
+    env = offline_env(tmp_path)
+    env.pop("LOOPER_ENV_FILE")  # the demo sets its own
+    proc = subprocess.run(["make", "--no-print-directory", "demo", "DEMO_SMALL=1"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "demo: every stage ran in" in proc.stdout
+
+    d, ck, out = tmp_path / "data/arith", tmp_path / "checkpoints/arith", tmp_path / "outputs/arith"
+    artifacts = [
+        tmp_path / "checkpoints/tiny-base/model.safetensors",
+        d / "sample_train.jsonl", d / "dev.jsonl", d / "test.jsonl",  # 01
+        d / "student_drafts.jsonl",  # 02
+        d / "teacher_outputs.jsonl", d / "teacher_cost.jsonl",  # 03
+        d / "train_baseline.jsonl", d / "train_cot.jsonl", d / "data_report.json",  # 04
+        ck / "phaseA/adapter_model.safetensors", ck / "phaseB/adapter_model.safetensors",  # 05, 06
+        d / "loop/round1/rollouts.jsonl", d / "loop/round1/preferences.jsonl",  # 07
+        d / "loop/round1/rollout_report.md",
+        ck / "phaseC/adapter_model.safetensors", ck / "loop/loop.json",  # 08 and the loop
+        out / "summary.json", out / "report.md", out / "accuracy.png",  # 09
+    ]  # fmt: skip
+    empty = [
+        str(p.relative_to(tmp_path)) for p in artifacts if not p.is_file() or not p.stat().st_size
+    ]
+    assert not empty, f"missing or empty: {empty}"
+    manifests = [d / f"{s}.manifest.json" for s in ("sample", "drafts", "teacher", "datasets")] + [
+        ck / "phaseA/train.manifest.json", ck / "phaseB/train.manifest.json",
+        d / "loop/round1/rollouts.manifest.json", ck / "loop/loop.manifest.json",
+        out / "eval.manifest.json",
+    ]  # fmt: skip
+    assert all(json.loads(m.read_text()) for m in manifests)  # every stage finished its run
+
+    summary = json.loads((out / "summary.json").read_text())
+    losses = ["sigmoid", "sigmoid+sft", "cal_dpo", "dr_dpo"]
+    expected = ["base", "phaseA", "phaseB"] + [f"loop/round1-{x}" for x in losses] + ["phaseC"]
+    assert list(summary["checkpoints"]) == expected
+    assert all(0 <= s["accuracy"] <= 1 for s in summary["checkpoints"].values())
+    report = (out / "report.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| ")]
+    assert any(r.startswith("| phaseC | ≥ phaseB + 3 pts |") for r in rows)
+    assert all(any(f"| 1 | {x} |" in r for r in rows) for x in losses)  # one Phase C per loss
