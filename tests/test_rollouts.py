@@ -305,3 +305,29 @@ def test_two_rounds_of_the_loop(policy_dir):
     )
     assert (ck / "phaseC/adapter_model.safetensors").is_file()
     assert (ck / "loop/loop.png").stat().st_size > 0
+
+
+def test_the_teacher_judges_through_the_real_sdk(tmp_path):
+    import os
+
+    from common.config import load_config
+    from common.fake_api import FakeAPI
+    from common.self_reward import judge_with_teacher
+    from common.tasks import get_task
+
+    def reply(prompt: str) -> str:
+        return (
+            "Accurate and clear. Score: 4" if "<response>right" in prompt else "I cannot rate it."
+        )
+
+    with FakeAPI(reply=reply) as api:
+        env = {"HW": "cpu", "TEACHER": "openai", "OPENAI_API_KEY": "sk-judge-test-key",
+               "OPENAI_BASE_URL": api.openai_url, "WORK_DIR": str(tmp_path),
+               "LOOPER_ENV_FILE": os.devnull}  # fmt: skip
+        cfg = load_config([], env=env)[0]
+        ledger = tmp_path / "judge_cost.jsonl"
+        texts = judge_with_teacher(cfg, get_task("arith"), [("Q1?", "right: 5"), ("Q2?", "wrong: 7")],
+                                   ["q1-0", "q2-0"], ledger)  # fmt: skip
+    assert [parse_score(t) for t in texts] == [0.8, None]  # the second is unparseable, not 0
+    assert len(read_jsonl(ledger, made_by="rollouts")) == 2
+    assert "sk-judge-test-key" not in ledger.read_text()
