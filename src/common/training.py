@@ -95,7 +95,7 @@ def trainer_args(cfg: Config, out_dir: Path, n_train: int, lr: float, epochs: fl
         "fp16": cfg.compute_dtype == "float16",
         "gradient_checkpointing": cfg.gradient_checkpointing,
         "max_length": cfg.max_length,
-        "logging_steps": max(1, min(10, eval_steps)),
+        "logging_steps": max(1, min(10, eval_steps, batches)),  # a short phase still logs
         "eval_strategy": "steps",
         "eval_steps": eval_steps,
         "save_strategy": "steps",
