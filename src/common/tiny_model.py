@@ -154,7 +154,8 @@ def build_tiny_model(
     # A LoRA student never trains the (tied) embeddings or the final norm, so their scale caps its
     # logits near std * hidden: 0.02 * 128 = 2.6, and an answer-only loss then stalls near 4.3
     # (almost uniform). The demo's base starts at 0.15 and pretrains.
-    model.get_input_embeddings().weight.data.normal_(0.0, embedding_std)
+    if embedding_std != config.initializer_range:  # else keep transformers' own initialisation
+        model.get_input_embeddings().weight.data.normal_(0.0, embedding_std)
     if pretrain_steps:
         pretrain(model, tokenizer, pretrain_steps, seed)
     model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad)
