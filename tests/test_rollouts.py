@@ -283,7 +283,7 @@ def test_bad_inputs_name_the_fix(policy_dir, tmp_path):
 
 
 def test_two_rounds_of_the_loop(policy_dir):
-    env = ROLLOUT | {"ITERATIONS": "2", "LOOP_PATIENCE": "5", "PAIR_MODE": "spin",
+    env = ROLLOUT | {"ITERATIONS": "2", "LOOP_PATIENCE": "5", "PAIR_MODE": "spin", "ROLLOUT_QUESTIONS": "8",
                      "LOOP_LOSSES": "sigmoid+sft", "MAX_STEPS": "2", "SELF_REWARD_JUDGE": "none",
                      "COUNTERFACTUAL": "0", "EVAL_MAX_NEW_TOKENS": "16"}  # fmt: skip
     proc = run_script("loop.py", policy_dir, **env)
