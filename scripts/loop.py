@@ -121,10 +121,10 @@ def main() -> None:
         phase_c.rename(aside)
         print(f"loop: moved the previous {shown(phase_c)} to {shown(aside)}")
     shutil.copytree(best["checkpoint"], phase_c)
-    write_json(phase_c / "selection.json", {"source": shown(best["checkpoint"]), "spec": best["spec"],
-                                            "round": best["round"],
-                                            "loss": best["loss"], "dev_accuracy": best["dev_accuracy"],
-                                            "start_dev_accuracy": start["dev_accuracy"]})  # fmt: skip
+    selection = {"source": shown(best["checkpoint"]), "spec": best["spec"], "round": best["round"],
+                 "loss": best["loss"], "dev_accuracy": best["dev_accuracy"],
+                 "start_dev_accuracy": start["dev_accuracy"]}  # fmt: skip
+    write_json(phase_c / "selection.json", selection)
     plot_loop(rounds, loop_dir / "loop.png")
     write_state(state_path, rounds, best, known)
     write_manifest(loop_dir, "loop", cfg, {"dev": dev_path}, [state_path, loop_dir / "loop.png"],
