@@ -184,7 +184,8 @@ class Config:
     heldout_fraction: float = _opt(0.1, "teacher data held out for evaluation (REPAIRITY)")
     # Evaluation (stage 09)
     eval_checkpoints: str = _opt(
-        "", "comma-separated: base, phaseA, phaseB, phaseC, merged-phaseX, a folder or a hub id "
+        "", "comma-separated: base, phaseA, phaseB, phaseC, merged-phaseX, loop/roundN-LOSS, a folder "
+        "or a hub id "
         "(default: base and every trained phase)",
     )  # fmt: skip
     eval_samples: int = _opt(0, "evaluate the first N test questions (0: all)")
