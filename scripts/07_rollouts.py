@@ -16,14 +16,15 @@ import time
 from common.bandit import Bandit
 from common.coherence import counterfactual_probes
 from common.config import float_list, load_config, print_config, shown, split_list
+from common.drafts import read_draft_texts
 from common.errors import DataError, run_main
-from common.evaluation import resolve_checkpoint
+from common.evaluation import PHASES, resolve_checkpoint
 from common.generation import generate
 from common.jsonl import JsonlAppender, read_jsonl, write_json, write_jsonl
 from common.manifest import write_manifest
 from common.modeling import load_model
 from common.plots import plot_rollout_scores
-from common.preference_pairs import correctness_first_pairs, spin_pairs
+from common.preference_pairs import correctness_first_pairs, outcome_counts, spin_pairs
 from common.prompts import render_prompt
 from common.records import to_sharegpt_preference
 from common.rollout_report import SCORES, build_rollout_report, render_markdown
@@ -120,9 +121,7 @@ def main() -> None:
     drafts = {}
     if policy.with_draft:
         inputs["student_drafts"] = cfg.data_dir / "student_drafts.jsonl"
-        drafts = {
-            r["id"]: r["draft"] for r in read_jsonl(inputs["student_drafts"], made_by="drafts")
-        }
+        drafts = read_draft_texts(cfg)
     out_dir = cfg.rollout_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     arms = [(s, t) for s in split_list(cfg.rollout_strategies)
@@ -148,7 +147,9 @@ def main() -> None:
                 if t["arm"] in arm_index:
                     bandit.update(arm_index[t["arm"]], t["bandit_reward"])
         if done < len(questions):
-            model, tokenizer = load_model(policy.path, cfg, made_by=policy_target(cfg))
+            model, tokenizer = load_model(
+                policy.path, cfg, made_by=PHASES.get(cfg.policy, "phaseB")
+            )
             judge = make_judge(cfg, task, model, tokenizer, out_dir)
             for index, chunk in enumerate(chunks):
                 todo = [q for q in chunk if q["id"] not in store]
@@ -170,8 +171,7 @@ def main() -> None:
         pairs = [
             p for r in rows for p in spin_pairs(r, targets.get(r["id"]), cfg.pairs_per_question)
         ]
-        counts = [{"all_correct": all(t["correct"] for t in r["trajectories"]),
-                   "all_wrong": not any(t["correct"] for t in r["trajectories"])} for r in rows]  # fmt: skip
+        counts = [outcome_counts(r) for r in rows]
     else:
         made = [correctness_first_pairs(r, cfg.pairs_per_question, cfg.coherence_margin,
                                         cfg.random_seed) for r in rows]  # fmt: skip
@@ -207,10 +207,6 @@ def main() -> None:
               f"ROLLOUTS_PER_QUESTION or the temperatures")  # fmt: skip
     print(f"wrote {shown(rollouts_path)}, {shown(prefs_path)} ({len(pairs)} pairs), "
           f"{shown(report_paths[1])}; manifest {shown(manifest)}")  # fmt: skip
-
-
-def policy_target(cfg) -> str:
-    return {"phaseB": "phaseB", "phaseA": "phaseA", "phaseC": "dpo"}.get(cfg.policy, "phaseB")
 
 
 def make_judge(cfg, task, model, tokenizer, out_dir):

@@ -129,7 +129,9 @@ def main() -> None:
     copy_of = loop_selection(cfg, specs)
     for ckpt in checkpoints:
         if ckpt.name in copy_of:  # phaseC is a copy of a loop result evaluated in this run too
-            rows = next(results[c.name] for c in checkpoints if c.name == copy_of[ckpt.name])
+            rows = results[
+                copy_of[ckpt.name]
+            ]  # a checkpoint under checkpoints/RUN is named by its spec
         else:
             model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
             rows = answer_questions(cfg, model, tokenizer, task, test, ckpt,

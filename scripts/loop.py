@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from common.config import load_config, print_config, shown, split_list
+from common.drafts import read_draft_texts
 from common.errors import LooperError, run_main
 from common.evaluation import answer_questions, resolve_checkpoint, summarize
 from common.jsonl import read_jsonl, write_json
@@ -63,10 +64,7 @@ def main() -> None:
         raise LooperError(
             f"{shown(dev_path)} is empty; the loop picks rounds on dev: set DEV_SAMPLES"
         )
-    drafts = {
-        r["id"]: r["draft"]
-        for r in read_jsonl(cfg.data_dir / "student_drafts.jsonl", made_by="drafts")
-    }
+    drafts = read_draft_texts(cfg)
     loop_dir = cfg.checkpoint_dir / "loop"
     loop_dir.mkdir(parents=True, exist_ok=True)
     state_path = loop_dir / "loop.json"

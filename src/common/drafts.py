@@ -7,10 +7,16 @@ from pathlib import Path
 
 from common.config import TINY_MODEL_DIR, Config, shown
 from common.generation import generate_batches
-from common.jsonl import JsonlAppender
+from common.jsonl import JsonlAppender, read_jsonl
 from common.modeling import load_model
 from common.prompts import parse_draft, render_prompt
 from common.tasks import Task
+
+
+def read_draft_texts(cfg: Config) -> dict[str, str]:
+    """{id: draft text} from stage 02's data/RUN/student_drafts.jsonl."""
+    rows = read_jsonl(cfg.data_dir / "student_drafts.jsonl", made_by="drafts")
+    return {r["id"]: r["draft"] for r in rows}
 
 
 def write_drafts(

@@ -57,13 +57,13 @@ def correctness_first_pairs(row: dict, cap: int, margin: float, seed: int) -> tu
     coherence = _pick([(c, w) for *_, c, w in sorted(coherence, key=lambda x: (-x[0], x[1]))], room) if room else []  # fmt: skip
     pairs = [_record(row, c, w, "correctness") for c, w in correctness]
     pairs += [_record(row, c, w, "coherence") for c, w in coherence]
+    return pairs, outcome_counts(row) | {"ties_dropped": ties}
+
+
+def outcome_counts(row: dict) -> dict:
+    """Whether every trajectory of the question was correct, or none: no correctness pair then."""
     n_right = sum(t["correct"] for t in row["trajectories"])
-    counts = {
-        "all_correct": n_right == len(row["trajectories"]),
-        "all_wrong": n_right == 0,
-        "ties_dropped": ties,
-    }
-    return pairs, counts
+    return {"all_correct": n_right == len(row["trajectories"]), "all_wrong": n_right == 0}
 
 
 def spin_pairs(row: dict, target: dict | None, cap: int) -> list[dict]:

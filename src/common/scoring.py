@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.coherence import path_items, reward, s_cf, s_end, s_path, s_wm
+from common.config import float_list
 from common.self_reward import parse_score
 
 
@@ -21,8 +22,6 @@ class Weights:
 
     @classmethod
     def from_config(cls, cfg) -> Weights:
-        from common.config import float_list
-
         return cls(cfg.alpha_correct, cfg.beta_coherence, cfg.length_penalty,
                        tuple(float_list(cfg, "coherence_weights")),
                        tuple(float_list(cfg, "celr_weights")), cfg.rollout_max_new_tokens)  # fmt: skip
