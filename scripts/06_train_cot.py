@@ -7,7 +7,7 @@ checkpoints/RUN/phaseB/ (PEFT adapter, tokenizer, model card, curves, manifest).
 from common.config import load_config, print_config
 from common.errors import run_main
 from common.sft import run_sft
-from common.training import require_adapter, require_rows
+from common.training import require_checkpoint, require_rows
 
 
 def main() -> None:
@@ -15,8 +15,8 @@ def main() -> None:
     print_config(cfg, "06 Phase B (chain-of-thought SFT)")
     train = require_rows(cfg.data_dir / "train_cot.jsonl", made_by="datasets")
     dev = require_rows(cfg.data_dir / "dev_cot.jsonl", made_by="datasets")
-    phase_a = require_adapter(cfg.checkpoint_dir / "phaseA", made_by="phaseA")
-    run_sft(cfg, "phaseB", train, dev, cfg.checkpoint_dir / "phaseB", init_adapter=phase_a)
+    phase_a = require_checkpoint(cfg.checkpoint_dir / "phaseA", made_by="phaseA")
+    run_sft(cfg, "phaseB", train, dev, cfg.checkpoint_dir / "phaseB", init_checkpoint=phase_a)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from common.training import (
     finish,
     load_student,
     oom_hint,
-    require_adapter,
+    require_checkpoint,
     require_rows,
     resume_from,
     trainer_args,
@@ -52,11 +52,11 @@ def main() -> None:
     cfg, _ = load_config()
     print_config(cfg, "08 Phase C (DPO)")
     policy = resolve_checkpoint(cfg, cfg.policy)  # a missing phase names the target that makes it
-    phase_b = require_adapter(Path(policy.path), made_by="phaseB")
+    phase_b = require_checkpoint(Path(policy.path), made_by="phaseB")
     files = pair_files(cfg)
     out_dir = cfg.checkpoint_dir / cfg.dpo_output
     data = {f.stem: f for f in files}
-    if already_done(cfg, out_dir, data | {"init_adapter": phase_b}):
+    if already_done(cfg, out_dir, data | {"init_checkpoint": phase_b}):
         return
 
     pairs = concatenate_datasets(
@@ -77,7 +77,7 @@ def main() -> None:
     args = trainer_args(cfg, out_dir, len(split["train"]), cfg.dpo_learning_rate, epochs)
     # The schedule changes the loss between epochs, so dev losses across epochs don't compare.
     args["load_best_model_at_end"] = not seed_schedule
-    model, tokenizer = load_student(cfg, init_adapter=phase_b)
+    model, tokenizer = load_student(cfg, init_checkpoint=phase_b)
     trainer = LooperDPOTrainer(
         model=model,
         args=DPOConfig(
@@ -91,6 +91,9 @@ def main() -> None:
     )
     cache = reference_cache_path(cfg, phase_b, files, cfg.checkpoint_dir / "ref_logps")
     attach_reference_logps(trainer, cache)
+    # FINETUNE=full: TRL loaded a frozen copy of the policy as the reference; its log-probs now
+    # ride in every batch, so the copy is not needed again.
+    trainer.ref_model = None
     if seed_schedule:
         trainer.noisy_above = noisy_threshold(trainer.train_dataset, cfg.noisy_fraction)
     with oom_hint(cfg, "phaseC"):

@@ -7,10 +7,10 @@ import argparse
 import time
 
 from common.config import load_config, print_config, shown
-from common.errors import run_main
+from common.errors import ConfigError, run_main
 from common.manifest import write_manifest
-from common.modeling import adapter_base, load_tokenizer
-from common.training import require_adapter
+from common.modeling import adapter_base, is_adapter, load_tokenizer
+from common.training import require_checkpoint
 
 
 def main() -> None:
@@ -24,7 +24,10 @@ def main() -> None:
     cfg, args = load_config(parser=parser)
     print_config(cfg, f"merge {args.phase}")
     made_by = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "dpo"}[args.phase]
-    adapter = require_adapter(cfg.checkpoint_dir / args.phase, made_by=made_by)
+    adapter = require_checkpoint(cfg.checkpoint_dir / args.phase, made_by=made_by)
+    if not is_adapter(adapter):
+        raise ConfigError(f"{shown(adapter)} holds full weights (FINETUNE=full), not an adapter: "
+                          f"it is already a standalone model; use that folder as it is")  # fmt: skip
     base = adapter_base(adapter)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, cfg.compute_dtype),
                                                  token=cfg.hf_token or None)  # fmt: skip

@@ -295,7 +295,7 @@ def test_two_rounds_of_the_loop(policy_dir):
     assert set(rounds[1]["candidates"]) == {"sigmoid+sft"}
     assert rounds[2]["policy"] == rounds[1]["checkpoint"]  # round 2 samples from round 1's best
     manifest = json.loads((ck / "loop/round2-sigmoid+sft/train.manifest.json").read_text())
-    assert manifest["inputs"]["init_adapter"]["path"].endswith("loop/round1-sigmoid+sft")
+    assert manifest["inputs"]["init_checkpoint"]["path"].endswith("loop/round1-sigmoid+sft")
     assert read_jsonl(policy_dir / "data/arith/loop/round2/preferences.jsonl")
     best = max(rounds[1:], key=lambda r: r["dev_accuracy"])
     selection = json.loads((ck / "phaseC/selection.json").read_text())

@@ -75,6 +75,37 @@ def test_phase_b_starts_from_phase_a_weights(trained, tmp_path):
     assert any(v.abs().sum() > 0 for k, v in a.items() if "lora_B" in k)  # A really trained B
 
 
+def test_full_finetuning_chains_phases_and_names_a_mismatch(built, trained, tmp_path):
+    copy(built, tmp_path)
+    full = FAST | {"FINETUNE": "full", "EVAL_STEPS": "1"}
+    for script in ("05_train_baseline.py", "06_train_cot.py"):
+        proc = run_script(script, tmp_path, **full)
+        assert proc.returncode == 0, proc.stderr
+    base = load_file(tmp_path / "checkpoints/tiny-base/model.safetensors")
+    phase_a = tmp_path / "checkpoints/arith/phaseA"
+    a = load_file(phase_a / "model.safetensors")
+    b = load_file(tmp_path / "checkpoints/arith/phaseB/model.safetensors")
+    assert not (phase_a / "adapter_config.json").exists()
+    assert "library_name: transformers" in (phase_a / "README.md").read_text()
+    # Every weight trained, and Phase B moved on from Phase A's weights, not the base's.
+    assert all(not torch.equal(base[k], a[k]) for k in a if k.endswith("q_proj.weight"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+    proc = run_script("08_train_dpo.py", tmp_path, **full)
+    assert proc.returncode == 0, proc.stderr
+    rows = [r for r in history(tmp_path, "phaseC") if "loss" in r]
+    assert rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-3)  # the reference is Phase B
+    assert rows[-1]["loss"] < rows[0]["loss"]
+
+    proc = run_script("merge_adapter.py", tmp_path, "--phase", "phaseC", **full)
+    assert proc.returncode == 2 and "already a standalone model" in proc.stderr
+    # A LoRA Phase A can't seed a full-weight Phase B (nor the reverse): one line with the fix.
+    shutil.copytree(trained / "checkpoints/arith/phaseA", phase_a, dirs_exist_ok=True)
+    (phase_a / "config.json").unlink()
+    proc = run_script("06_train_cot.py", tmp_path, **full, RESUME="0")
+    assert proc.returncode == 2 and "holds a LoRA adapter but FINETUNE=full" in proc.stderr
+
+
 def test_seed_schedule_changes_beta_and_filters_noisy_pairs(trained, tmp_path):
     copy(trained, tmp_path, ["phaseA", "phaseB"])
     env = FAST | {"DPO_SCHEDULE": "seed", "MAX_STEPS": "-1", "BATCH_SIZE": "8", "EVAL_STEPS": "2",

@@ -66,6 +66,9 @@ class Config:
         "attention kernel; flash_attention_2 falls back to sdpa when not installed",
         choices=("eager", "sdpa", "flash_attention_2"),
     )
+    finetune: str = _opt("lora", "lora: train a LoRA adapter; full: train every weight (small "
+                         "models: a full copy of the weights per phase, and optimizer state)",
+                         choices=("lora", "full"))  # fmt: skip
     lora_r: int = _opt(16, "LoRA rank")
     lora_alpha: int = _opt(32, "LoRA alpha")
     lora_dropout: float = _opt(0.1, "LoRA dropout")
@@ -416,6 +419,9 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"HELDOUT_FRACTION={cfg.heldout_fraction} must be in [0, 1)")
     if not 0 <= cfg.lora_dropout < 1:
         raise ConfigError(f"LORA_DROPOUT={cfg.lora_dropout} must be in [0, 1)")
+    if cfg.load_in_4bit and cfg.finetune == "full":
+        raise ConfigError("FINETUNE=full trains every weight and can't on a 4-bit model; set "
+                          "LOAD_IN_4BIT=0 or FINETUNE=lora")  # fmt: skip
     if cfg.load_in_4bit and cfg.hw == "cpu":
         raise ConfigError("LOAD_IN_4BIT=1 needs a CUDA GPU (bitsandbytes); use HW=4060 on a GPU")
 

@@ -3,7 +3,8 @@ reference log-probabilities computed once per (reference, pairs file) and cached
 
 The reference is the Phase B policy itself: the policy starts as a trainable copy of the Phase B
 adapter, TRL keeps a frozen copy of that adapter (not a second model) for the one pass that
-computes reference log-probs, and training then reads them from the batch.
+computes reference log-probs, and training then reads them from the batch. With FINETUNE=full the
+policy, before its first step, is the reference, so that same pass runs on it.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from pathlib import Path
 from common.config import Config, shown
 from common.errors import DataError
 from common.generation import generate_batches
+from common.modeling import is_checkpoint
 from common.prompts import render_prompt
 from common.stats import wilson_interval
 from common.tasks import Task
@@ -41,7 +42,7 @@ def resolve_checkpoint(cfg: Config, spec: str) -> Checkpoint:
         if phase == "phaseA":  # Track A: question -> answer only, no draft
             return Checkpoint(spec, str(path), "none", False)
         return Checkpoint(spec, str(path), strategy, drafts)
-    if (cfg.checkpoint_dir / spec / "adapter_config.json").is_file():  # e.g. loop/round1-cal_dpo
+    if is_checkpoint(cfg.checkpoint_dir / spec):  # e.g. loop/round1-cal_dpo
         return Checkpoint(spec, str(cfg.checkpoint_dir / spec), strategy, drafts)
     if (spec.startswith((".", "/")) or Path(spec).parent.is_dir()) and not Path(spec).exists():
         raise DataError(f"checkpoint {spec} does not exist; check EVAL_CHECKPOINTS")
@@ -50,9 +51,7 @@ def resolve_checkpoint(cfg: Config, spec: str) -> Checkpoint:
 
 def available_checkpoints(cfg: Config) -> list[str]:
     """The default list: the base model and every phase that has been trained."""
-    return ["base"] + [
-        p for p in PHASES if (cfg.checkpoint_dir / p / "adapter_config.json").is_file()
-    ]
+    return ["base"] + [p for p in PHASES if is_checkpoint(cfg.checkpoint_dir / p)]
 
 
 def grade(task: Task, output: str, gold: str) -> dict:

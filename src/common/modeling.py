@@ -17,6 +17,11 @@ def is_adapter(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
+def is_checkpoint(path: str | Path) -> bool:
+    """A trained phase: a LoRA adapter, or full weights (FINETUNE=full)."""
+    return is_adapter(path) or (Path(path) / "config.json").is_file()
+
+
 def check_exists(path: str, made_by: str) -> None:
     """A local checkpoint that is missing names the make target that produces it."""
     looks_local = path.startswith((".", "/", "checkpoints")) or Path(path).parent.is_dir()

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning of the LoRA student on TRL's SFTTrainer (Phases A and B)."""
+"""Supervised fine-tuning of the student on TRL's SFTTrainer (Phases A and B)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def run_sft(
     train_path: Path,
     dev_path: Path,
     out_dir: Path,
-    init_adapter: Path | None = None,
+    init_checkpoint: Path | None = None,
 ) -> dict | None:
     """Train on prompt-completion records (loss on the completion, end-of-turn included), early
     stopping on dev loss and keeping the best checkpoint; return the phase metrics."""
@@ -33,12 +33,15 @@ def run_sft(
 
     started = time.time()
     data = {"train": train_path, "dev": dev_path}
-    if already_done(cfg, out_dir, data | ({"init_adapter": init_adapter} if init_adapter else {})):
+    if already_done(
+        cfg, out_dir, data | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})
+    ):
         return None
     files = {"train": str(train_path), "dev": str(dev_path)}
     dataset = load_dataset("json", data_files=files)
-    model, tokenizer = load_student(cfg, init_adapter)
-    model.print_trainable_parameters()
+    model, tokenizer = load_student(cfg, init_checkpoint)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"{phase}: {trainable:,} trainable parameters (FINETUNE={cfg.finetune})")
     packing = packing_supported(cfg)
     args = SFTConfig(
         **trainer_args(cfg, out_dir, len(dataset["train"]), cfg.learning_rate, cfg.epochs),
@@ -58,4 +61,4 @@ def run_sft(
           f"{shown(train_path)}, packing={packing}, {trainer.accelerator.num_processes} process(es)")  # fmt: skip
     with oom_hint(cfg, phase):
         trainer.train(resume_from_checkpoint=resume_from(cfg, out_dir))
-    return finish(trainer, cfg, phase, out_dir, data, init_adapter, started)
+    return finish(trainer, cfg, phase, out_dir, data, init_checkpoint, started)

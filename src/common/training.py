@@ -1,4 +1,4 @@
-"""What the three training phases share: the LoRA student for the hardware profile, Trainer
+"""What the three training phases share: the student (LoRA or full weights) for the profile, Trainer
 arguments, resume, the out-of-memory message, and finishing a phase (best adapter, tokenizer,
 model card, curves, manifest).
 """
@@ -14,9 +14,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from common.config import TINY_MODEL_DIR, Config, shown
-from common.errors import DataError, LooperError
+from common.errors import ConfigError, DataError, LooperError
 from common.manifest import write_manifest
-from common.modeling import attn_implementation, check_exists, load_tokenizer, model_kwargs
+from common.modeling import (
+    attn_implementation,
+    check_exists,
+    is_adapter,
+    is_checkpoint,
+    load_tokenizer,
+    model_kwargs,
+)
 from common.plots import plot_training_curves
 
 MANIFEST = "train.manifest.json"
@@ -32,27 +39,36 @@ def lora_config(cfg: Config):
     )  # fmt: skip
 
 
-def load_student(cfg: Config, init_adapter: Path | None = None):
-    """(PEFT model, tokenizer): the profile's base model (4-bit for QLoRA) with a new LoRA adapter,
-    or with `init_adapter` loaded trainable to continue from it."""
+def load_student(cfg: Config, init_checkpoint: Path | None = None):
+    """(model, tokenizer) to train. LoRA: the profile's base model (4-bit for QLoRA) with a new
+    adapter, or with the `init_checkpoint` adapter loaded trainable. FINETUNE=full: every weight of
+    the base model, or of the `init_checkpoint` model, trainable."""
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
     check_exists(cfg.model, "tiny-model" if cfg.model.endswith(TINY_MODEL_DIR) else "setup")
+    if init_checkpoint is not None and is_adapter(init_checkpoint) != (cfg.finetune == "lora"):
+        kind = "a LoRA adapter" if is_adapter(init_checkpoint) else "full weights"
+        raise ConfigError(f"{shown(init_checkpoint)} holds {kind} but FINETUNE={cfg.finetune}; "
+                          f"set FINETUNE to the kind that trained it, or retrain it")  # fmt: skip
+    if cfg.finetune == "full":
+        source = str(init_checkpoint or cfg.model)
+        model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs(cfg))
+        return model, load_tokenizer(source, cfg)
     model = AutoModelForCausalLM.from_pretrained(cfg.model, **model_kwargs(cfg))
     if cfg.load_in_4bit:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=cfg.gradient_checkpointing
         )
-    if init_adapter is None:
+    if init_checkpoint is None:
         model = get_peft_model(model, lora_config(cfg))
     else:
-        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+        model = PeftModel.from_pretrained(model, str(init_checkpoint), is_trainable=True)
     return model, load_tokenizer(cfg.model, cfg)
 
 
-def require_adapter(path: Path, made_by: str) -> Path:
-    if not (path / "adapter_config.json").is_file():
+def require_checkpoint(path: Path, made_by: str) -> Path:
+    if not is_checkpoint(path):
         raise DataError(f"checkpoint {shown(path)} does not exist; run `make {made_by}` first")
     return path
 
@@ -161,22 +177,25 @@ def oom_hint(cfg: Config, phase: str):
 
 
 def model_card(phase: str, cfg: Config, base: str, data: dict[str, Path], metrics: dict,
-               init_adapter: Path | None) -> str:  # fmt: skip
+               init_checkpoint: Path | None) -> str:  # fmt: skip
     rows = "\n".join(f"| {k} | {v} |" for k, v in cfg.public_dict().items() if v not in ("", None))
     data_lines = "\n".join(f"- {name}: `{shown(path)}`" for name, path in data.items())
     metric_lines = "\n".join(f"- {k}: {v}" for k, v in metrics.items())
-    start = f"continued from `{shown(init_adapter)}`" if init_adapter else "a new LoRA adapter"
+    lora = cfg.finetune == "lora"
+    start = f"continued from `{shown(init_checkpoint)}`" if init_checkpoint else "from the base"
+    what = f"A LoRA adapter on `{base}`" if lora else f"`{base}` with every weight trained"
+    library, tag = ("peft", "lora") if lora else ("transformers", "full-finetune")
     return (
-        f"---\nbase_model: {base}\nlibrary_name: peft\ntags: [looper, lora, {phase}]\n---\n\n"
-        f"# Looper {phase} ({cfg.task})\n\nA LoRA adapter on `{base}`, {start}, trained by "
+        f"---\nbase_model: {base}\nlibrary_name: {library}\ntags: [looper, {tag}, {phase}]\n---\n\n"
+        f"# Looper {phase} ({cfg.task})\n\n{what}, {start}, trained by "
         f"Looper's `{phase}` stage.\n\n## Data\n{data_lines}\n\n## Metrics\n{metric_lines}\n\n"
         f"## Configuration\n| key | value |\n|---|---|\n{rows}\n"
     )
 
 
 def finish(trainer, cfg: Config, phase: str, out_dir: Path, data: dict[str, Path],
-           init_adapter: Path | None, started: float) -> dict:  # fmt: skip
-    """Save the best adapter, tokenizer, model card, curves, log and manifest; drop checkpoints."""
+           init_checkpoint: Path | None, started: float) -> dict:  # fmt: skip
+    """Save the best adapter (or full weights), tokenizer, model card, curves, log and manifest; drop checkpoints."""
     trainer.save_model(str(out_dir))
     trainer.processing_class.save_pretrained(str(out_dir))
     history = trainer.state.log_history
@@ -196,13 +215,13 @@ def finish(trainer, cfg: Config, phase: str, out_dir: Path, data: dict[str, Path
     (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
     title = f"{phase} ({cfg.task}, {cfg.hw})"
     plot_training_curves(history, out_dir / "training_curves.png", title)
-    card = model_card(phase, cfg, cfg.model, data, metrics, init_adapter)
+    card = model_card(phase, cfg, cfg.model, data, metrics, init_checkpoint)
     (out_dir / "README.md").write_text(card)
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-    inputs = dict(data) | ({"init_adapter": init_adapter} if init_adapter else {})
+    inputs = dict(data) | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})
     outputs = [p for p in out_dir.iterdir() if p.is_file() and p.name != MANIFEST]
     write_manifest(out_dir, "train", cfg, inputs, outputs, {"metrics": metrics}, started)
     print(f"{phase}: step {metrics['global_step']}, train loss {metrics['first_train_loss']} -> "
           f"{metrics['last_train_loss']}, best dev loss {metrics['best_dev_loss']}; "
-          f"adapter, card and curves in {shown(out_dir)}")  # fmt: skip
+          f"weights, card and curves in {shown(out_dir)}")  # fmt: skip
     return metrics
