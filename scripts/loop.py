@@ -112,6 +112,11 @@ def main() -> None:
             )
             break
 
+    if best["dev_accuracy"] <= start["dev_accuracy"]:
+        # No round beat the starting policy on dev: Phase C keeps it rather than a worse model.
+        best = start | {"checkpoint": resolve_checkpoint(cfg, start["policy"]).path,
+                        "spec": start["policy"], "loss": None}  # fmt: skip
+        print(f"loop: no round beat {start['policy']} on dev; phaseC keeps {start['policy']}")
     phase_c = cfg.checkpoint_dir / "phaseC"
     if phase_c.exists():  # keep what was there: a `make dpo` result is not thrown away
         aside = cfg.checkpoint_dir / "phaseC.before-loop"
@@ -127,7 +132,7 @@ def main() -> None:
     write_state(state_path, rounds, best, known)
     write_manifest(loop_dir, "loop", cfg, {"dev": dev_path}, [state_path, loop_dir / "loop.png"],
                    {"best_round": best["round"]}, started)  # fmt: skip
-    print(f"loop: best round {best['round']} ({best['loss']}, dev {best['dev_accuracy']:.1%}, start "
+    print(f"loop: best round {best['round']} ({best['loss'] or best['spec']}, dev {best['dev_accuracy']:.1%}, start "
           f"{start['dev_accuracy']:.1%}) copied to {shown(phase_c)}; per-round table in {shown(state_path)}")  # fmt: skip
 
 

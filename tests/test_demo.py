@@ -23,10 +23,10 @@ def test_small_demo_runs_every_stage_and_writes_every_artifact(tmp_path):
         d / "student_drafts.jsonl",  # 02
         d / "teacher_outputs.jsonl", d / "teacher_cost.jsonl",  # 03
         d / "train_baseline.jsonl", d / "train_cot.jsonl", d / "data_report.json",  # 04
-        ck / "phaseA/adapter_model.safetensors", ck / "phaseB/adapter_model.safetensors",  # 05, 06
+        ck / "phaseA/model.safetensors", ck / "phaseB/model.safetensors",  # 05, 06 (full weights)
         d / "loop/round1/rollouts.jsonl", d / "loop/round1/preferences.jsonl",  # 07
         d / "loop/round1/rollout_report.md",
-        ck / "phaseC/adapter_model.safetensors", ck / "loop/loop.json",  # 08 and the loop
+        ck / "phaseC/model.safetensors", ck / "loop/loop.json",  # 08 and the loop
         out / "summary.json", out / "report.md", out / "accuracy.png",  # 09
     ]  # fmt: skip
     empty = [

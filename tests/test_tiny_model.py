@@ -1,3 +1,4 @@
+import random
 import re
 import subprocess
 import time
@@ -6,7 +7,7 @@ import torch
 from conftest import ROOT, run_script
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from common import synthetic
+from common import synthetic, tiny_model
 from common.prompts import render_prompt
 from common.tasks import get_task
 
@@ -88,6 +89,22 @@ def test_synthetic_answers_follow_from_their_worked_steps():
         total = int(re.findall(r"= (\d+)", " ".join(row["facts"]))[-1])
         theirs = int(re.search(r"has (\d+) \w+\. Does", row["question"]).group(1))
         assert row["answer"] == (total > theirs)
+
+
+def test_pretraining_knows_each_step_but_never_a_whole_problem():
+    """The tiny base's pretraining covers every one-step fact an arith solution needs and holds
+    no question and no chain of two operations, so the three-step answer is never seen whole."""
+    rng = random.Random(0)
+    lines = [tiny_model.pretraining_line(rng) for _ in range(500)]
+    facts = [f for line in lines for f in re.findall(r"(\d+) ([+-]) (\d+) = (\d+)\.", line)]
+    assert len(facts) > 1000 and not any("How many" in line or "####" in line for line in lines)
+    assert all(
+        int(c) == (int(a) + int(b) if op == "+" else int(a) - int(b)) for a, op, b, c in facts
+    )
+    assert not any(re.search(r"= \d+ [+-]", line) for line in lines)  # no chained operations
+    for row in synthetic.generate("arith", "test"):
+        for a, _, b, _ in re.findall(r"(\d+) ([+-]) (\d+) = (\d+)", row["answer"]):
+            assert int(a) <= synthetic.MAX_TOTAL and 1 <= int(b) <= synthetic.MAX_STEP
 
 
 def test_synthetic_splits_are_deterministic_and_disjoint():

@@ -80,6 +80,9 @@ class Config:
     max_length: int = _opt(512, "max tokens per training example")
     gradient_checkpointing: bool = _opt(False, "trade compute for memory")
     optim: str = _opt("adamw_torch", "optimizer name as transformers knows it")
+    train_sampling: str = _opt("random", "SFT batches without packing: random (mixed) or "
+                               "group_by_length (less padding; near-duplicate batches on uniform data)",
+                               choices=("group_by_length", "random"))  # fmt: skip
     learning_rate: float = _opt(2e-4, "peak learning rate")
     epochs: float = _opt(3.0, "training epochs")
     max_steps: int = _opt(

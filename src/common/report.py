@@ -82,9 +82,9 @@ def loop_section(cfg: Config, summary: dict) -> list[str]:
     for r in state["rounds"]:
         if r["round"] == 0:
             test = ckpts.get(r["policy"], {}).get("accuracy")
-            lines.append(
-                f"| 0 (start: {r['policy']}) | — | — | {pct(r['dev_accuracy'])} | {pct(test)} | — |"
-            )
+            kept = "yes → phaseC (no round beat it on dev)" if state["best_round"] == 0 else "—"
+            lines.append(f"| 0 (start: {r['policy']}) | — | — | {pct(r['dev_accuracy'])} | "
+                         f"{pct(test)} | {kept} |")  # fmt: skip
             continue
         for loss, c in r["candidates"].items():
             test = ckpts.get(c.get("spec", ""), {}).get("accuracy")

@@ -47,7 +47,7 @@ def run_sft(
         **trainer_args(cfg, out_dir, len(dataset["train"]), cfg.learning_rate, cfg.epochs),
         completion_only_loss=True,
         packing=packing,
-        train_sampling_strategy="random" if packing else "group_by_length",
+        train_sampling_strategy="random" if packing else cfg.train_sampling,
     )
     trainer = SFTTrainer(
         model=model,

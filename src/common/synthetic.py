@@ -1,8 +1,9 @@
 """The embedded synthetic tasks: multi-step arithmetic word problems in GSM8K form (`arith`) and
 yes/no comparison questions in StrategyQA form (`compare`), generated deterministically.
 
-The answer is a sum no small model can guess in one token, while each written step is a single
-two-number operation: chain of thought helps for a real reason, not by construction of the grader.
+A story starts with a one-digit amount and changes it three times by one-digit amounts. The answer
+takes three operations in one pass, while each written step is a single one-digit addition or
+subtraction: chain of thought helps for a real reason, not by construction of the grader.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ ITEMS = ["apples", "books", "coins", "stamps", "marbles", "shells", "cards", "pe
 GAIN = ["buys {n} more", "finds {n} more", "gets {n} more from a friend", "wins {n} more"]
 LOSS = ["gives away {n}", "loses {n}", "sells {n}", "uses {n}"]
 
+STEPS, MAX_START, MAX_STEP = 3, 9, 9
+MAX_TOTAL = MAX_START + STEPS * MAX_STEP  # the largest amount a story can reach
 TEST_SEED, TRAIN_SEED = 1_000_003, 2_000_003  # fixed: every run shares one test set
 TEST_SIZE, TRAIN_POOL = 1200, 20000
 
@@ -46,10 +49,12 @@ def _story(rng: random.Random, steps: int, max_start: int, max_step: int):
 
 def story_sentences(rng: random.Random) -> list[str]:
     """The sentences of one random story (the tiny base's pretraining text)."""
-    return _story(rng, 2, 60, 40)[3]
+    return _story(rng, STEPS, MAX_START, MAX_STEP)[3]
 
 
-def make_arith(rng: random.Random, steps: int = 3, max_start: int = 60, max_step: int = 40) -> dict:
+def make_arith(
+    rng: random.Random, steps: int = STEPS, max_start: int = MAX_START, max_step: int = MAX_STEP
+) -> dict:
     name, item, total, sentences, worked = _story(rng, steps, max_start, max_step)
     question = " ".join(sentences) + f" How many {item} does {name} have now?"
     solution = "\n".join(worked) + f"\n#### {total}"

@@ -75,14 +75,15 @@ def build_tokenizer(vocab_size: int = 1024, seed: int = 0):
     return tokenizer
 
 
-def pretraining_line(rng: random.Random) -> str:
-    """One line of the tiny base's pretraining: three pieces, each an arithmetic fact ("23 + 9 =
-    32.") or a story sentence said twice. They stand in for what a real base model already knows
-    (sums, copying from context); no line pairs a question with its answer."""
+def pretraining_line(rng: random.Random, pieces: int = 6) -> str:
+    """One line of the tiny base's pretraining: pieces, each a one-step arithmetic fact ("23 + 9 =
+    32.", every one a story step can need) or a story sentence said twice. They stand in for what a
+    real base model already knows (sums, copying from context); no line pairs a question with its
+    answer."""
     parts = []
-    for _ in range(3):
+    for _ in range(pieces):
         if rng.random() < 0.5:
-            a, b = rng.randint(0, 120), rng.randint(1, 40)
+            a, b = rng.randint(0, synthetic.MAX_TOTAL), rng.randint(1, synthetic.MAX_STEP)
             parts.append(
                 f"{a} + {b} = {a + b}." if rng.random() < 0.5 or b > a else f"{a} - {b} = {a - b}."
             )
