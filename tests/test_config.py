@@ -49,6 +49,9 @@ def test_profiles_select_model_and_quantization(tmp_path):
         ({"GRADIENT_CHECKPOINTING": "maybe"}, "GRADIENT_CHECKPOINTING"),
         ({"TRAIN_SAMPLES": "0"}, "TRAIN_SAMPLES"),
         ({"REASONING_STRATEGY": "tree"}, "REASONING_STRATEGY"),
+        ({"FINETUNE": "half"}, "FINETUNE"),
+        ({"HW": "4060", "FINETUNE": "full"}, "FINETUNE=full .* 4-bit"),
+        ({"TRAIN_SAMPLING": "sorted"}, "TRAIN_SAMPLING"),
     ],
 )
 def test_bad_values_name_the_key(env, key, tmp_path):
