@@ -1,7 +1,8 @@
-"""Stage 05, Phase A: answer-only SFT (Track A) of a new LoRA adapter on the student.
+"""Stage 05, Phase A: answer-only SFT (Track A) of the student: a new LoRA adapter,
+or every weight with FINETUNE=full.
 
 Reads data/RUN/train_baseline.jsonl and dev_baseline.jsonl; writes checkpoints/RUN/phaseA/
-(PEFT adapter, tokenizer, model card, training_curves.png, train.manifest.json).
+(adapter or weights, tokenizer, model card, training_curves.png, train.manifest.json).
 """
 
 from common.config import load_config, print_config

@@ -1,7 +1,8 @@
-"""Stage 06, Phase B: chain-of-thought SFT (Track B), continuing from the Phase A adapter.
+"""Stage 06, Phase B: chain-of-thought SFT (Track B), continuing from Phase A's adapter
+(or weights).
 
 Reads data/RUN/train_cot.jsonl, dev_cot.jsonl and checkpoints/RUN/phaseA/; writes
-checkpoints/RUN/phaseB/ (PEFT adapter, tokenizer, model card, curves, manifest).
+checkpoints/RUN/phaseB/ (adapter or weights, tokenizer, model card, curves, manifest).
 """
 
 from common.config import load_config, print_config

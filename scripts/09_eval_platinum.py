@@ -128,10 +128,8 @@ def main() -> None:
     last = checkpoints[-1]
     copy_of = loop_selection(cfg, specs)
     for ckpt in checkpoints:
-        if ckpt.name in copy_of:  # phaseC is a copy of a loop result evaluated in this run too
-            rows = results[
-                copy_of[ckpt.name]
-            ]  # a checkpoint under checkpoints/RUN is named by its spec
+        if ckpt.name in copy_of:  # phaseC is a copy of a checkpoint evaluated in this run too
+            rows = results[copy_of[ckpt.name]]
         else:
             model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
             rows = answer_questions(cfg, model, tokenizer, task, test, ckpt,

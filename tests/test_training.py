@@ -88,7 +88,8 @@ def test_full_finetuning_chains_phases_and_names_a_mismatch(built, trained, tmp_
     assert not (phase_a / "adapter_config.json").exists()
     assert "library_name: transformers" in (phase_a / "README.md").read_text()
     # Every weight trained, and Phase B moved on from Phase A's weights, not the base's.
-    assert all(not torch.equal(base[k], a[k]) for k in a if k.endswith("q_proj.weight"))
+    q_proj = [k for k in a if k.endswith("q_proj.weight")]
+    assert q_proj and all(not torch.equal(base[k], a[k]) for k in q_proj)
     assert any(not torch.equal(a[k], b[k]) for k in a)
 
     proc = run_script("08_train_dpo.py", tmp_path, **full)

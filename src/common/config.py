@@ -191,8 +191,7 @@ class Config:
     # Evaluation (stage 09)
     eval_checkpoints: str = _opt(
         "", "comma-separated: base, phaseA, phaseB, phaseC, merged-phaseX, loop/roundN-LOSS, a folder "
-        "or a hub id "
-        "(default: base and every trained phase)",
+        "or a hub id (default: base and every trained phase)",
     )  # fmt: skip
     eval_samples: int = _opt(0, "evaluate the first N test questions (0: all)")
     eval_max_new_tokens: int = _opt(512, "answer token limit; the truncation rate is reported")
