@@ -174,7 +174,8 @@ def main() -> None:
         counts = [outcome_counts(r) for r in rows]
     else:
         made = [correctness_first_pairs(r, cfg.pairs_per_question, cfg.coherence_margin,
-                                        cfg.random_seed) for r in rows]  # fmt: skip
+                                        cfg.random_seed, cfg.rejected_cut == "first_error")
+                for r in rows]  # fmt: skip
         pairs = [p for ps, _ in made for p in ps]
         counts = [c for _, c in made]
     prefs_path, sharegpt_path = (

@@ -43,8 +43,19 @@ def pair_files(cfg) -> list:
     return [require_rows(p, made_by=made_by[p]) for p in chosen]
 
 
+def load_pairs(path: Path):
+    """The columns DPO reads; rejected_cut (REJECTED_CUT=first_error) is False where absent."""
+    from datasets import load_dataset
+
+    pairs = load_dataset("json", data_files=str(path), split="train")
+    if "rejected_cut" not in pairs.column_names:
+        pairs = pairs.add_column("rejected_cut", [False] * len(pairs))
+    keep = [c for c in pairs.column_names if c in ("id", "prompt", "chosen", "rejected", "rejected_cut")]  # fmt: skip
+    return pairs.select_columns(keep)
+
+
 def main() -> None:
-    from datasets import concatenate_datasets, load_dataset
+    from datasets import concatenate_datasets
     from transformers import EarlyStoppingCallback
     from trl import DPOConfig
 
@@ -59,11 +70,7 @@ def main() -> None:
     if already_done(cfg, out_dir, data | {"init_checkpoint": phase_b}):
         return
 
-    pairs = concatenate_datasets(
-        [load_dataset("json", data_files=str(f), split="train") for f in files]
-    )
-    keep = [c for c in pairs.column_names if c in ("id", "prompt", "chosen", "rejected")]
-    pairs = pairs.select_columns(keep).shuffle(seed=cfg.random_seed)
+    pairs = concatenate_datasets([load_pairs(f) for f in files]).shuffle(seed=cfg.random_seed)
     if len(pairs) < 2:
         raise DataError(
             f"{', '.join(shown(f) for f in files)}: {len(pairs)} pairs; DPO needs at least 2"

@@ -16,7 +16,7 @@ from conftest import FAST, ROOT, copy, offline_env, run_script
 from common.bandit import Bandit
 from common.coherence import counterfactual_probes, s_cf
 from common.jsonl import read_jsonl, write_jsonl
-from common.preference_pairs import correctness_first_pairs, spin_pairs
+from common.preference_pairs import correctness_first_pairs, cut_at_first_error, spin_pairs
 from common.rollout_report import build_rollout_report, judge_agreement
 from common.scoring import Weights, score_trajectories
 from common.self_reward import parse_score
@@ -134,6 +134,37 @@ def test_correctness_first_pairs_follow_the_rules():
     assert not used[0] & used[1]
 
 
+def test_a_rejected_answer_is_cut_after_its_first_wrong_step():
+    right = "Tess starts with 2 coins.\n2 + 5 = 7.\n7 + 7 = 14.\nThe answer is: 14"
+    apples = right.replace("coins", "apples")
+    slip = "Tess starts with 2 apples.\n2 + 5 = 6.\n6 + 7 = 13.\nThe answer is: 13"
+    # "2 apples" claims what a correct answer claims (2); "6 + 7 = 13" is right but follows the slip.
+    assert cut_at_first_error(slip, [right, apples]) == "Tess starts with 2 apples.\n2 + 5 = 6.\n"
+    assert (
+        cut_at_first_error(slip, []) == "Tess starts with 2 apples.\n"
+    )  # nothing to check against
+    assert cut_at_first_error("2 + 5 = 7.\n7 + 7 = 14.\nThe answer is: 15", [right]).endswith("15")
+    assert cut_at_first_error("7 + 2 + 5 = 14", [right]) == "7 + 2 + 5 = 14"  # order matters
+    assert cut_at_first_error("2 + 5 = 7.\nSo, fourteen.", [right]) is None  # no wrong claim
+
+    row = scored_row("q5", [(True, 1.3, right), (True, 1.1, apples), (False, 0.2, slip),
+                            (False, 0.1, "I give up.")])  # fmt: skip
+    whole, _ = correctness_first_pairs(row, 8, 0.1, 0)
+    pairs, _ = correctness_first_pairs(row, 8, 0.1, 0, cut_rejected=True)
+    assert [p["id"] for p in pairs] == [p["id"] for p in whole] and "rejected_cut" not in whole[0]
+    for p, w in zip(pairs, whole, strict=True):
+        rejected = w["rejected"][0]["content"]
+        if p["pair_type"] == "correctness" and rejected == slip:
+            assert (
+                p["rejected_cut"]
+                and p["rejected"][0]["content"] == "Tess starts with 2 apples.\n2 + 5 = 6.\n"
+            )
+        else:  # a coherence pair's rejected answer is correct; "I give up." states nothing wrong
+            assert not p["rejected_cut"] and p["rejected"] == w["rejected"]
+        assert p["chosen"] == w["chosen"]
+    assert {p["pair_type"] for p in pairs} == {"correctness", "coherence"}
+
+
 def test_all_correct_or_all_wrong_questions_give_no_correctness_pair():
     right = scored_row("q2", [(True, 1.2, "a"), (True, 1.0, "b")])
     wrong = scored_row("q3", [(False, 0.2, "a"), (False, 0.1, "b")])
@@ -225,17 +256,33 @@ def test_rollouts_write_scores_pairs_and_a_report_that_dpo_trains_on(policy_dir)
 
 def test_correctness_pairs_from_the_real_stage_obey_the_rules(policy_dir):
     env = ROLLOUT | {"ROLLOUTS_PER_QUESTION": "6", "ROLLOUT_TEMPERATURES": "1.0",
-                     "SELF_REWARD_JUDGE": "none", "COUNTERFACTUAL": "0"}  # fmt: skip
+                     "SELF_REWARD_JUDGE": "none", "COUNTERFACTUAL": "0",
+                     "REJECTED_CUT": "first_error"}  # fmt: skip
     proc = run_script("07_rollouts.py", policy_dir, **env)
     assert proc.returncode == 0, proc.stderr
     d = policy_dir / "data/arith"
     rows = {r["id"]: r for r in read_jsonl(d / "rollouts.jsonl")}
     assert all(t["s_cf"] is None and t["judge_status"] == "not_judged"
                for r in rows.values() for t in r["trajectories"])  # fmt: skip
-    for p in read_jsonl(d / "preferences.jsonl"):
-        by_text = {t["text"]: t for t in rows[p["question_id"]]["trajectories"]}
+    prefs = read_jsonl(d / "preferences.jsonl")
+    for p in prefs:
+        trajectories = rows[p["question_id"]]["trajectories"]
+        by_text = {t["text"]: t for t in trajectories}
         assert by_text[p["chosen"][0]["content"]]["correct"]
         assert p["pair_type"] in ("correctness", "coherence")
+        rejected = p["rejected"][0]["content"]
+        if p["rejected_cut"]:  # a wrong answer's own opening, ending at a step no correct one makes
+            right = [t["text"] for t in trajectories if t["correct"]]
+            whole = [
+                t["text"]
+                for t in trajectories
+                if not t["correct"] and t["text"].startswith(rejected)
+            ]
+            assert whole and cut_at_first_error(whole[0], right) == rejected
+        else:
+            assert rejected in by_text
+    report = json.loads((d / "rollout_report.json").read_text())
+    assert report["pairs"].get("rejected_cut", 0) == sum(p["rejected_cut"] for p in prefs)
     first = (d / "preferences.jsonl").read_bytes()
     (d / "rollouts.jsonl").unlink()
     assert run_script("07_rollouts.py", policy_dir, **env).returncode == 0

@@ -66,6 +66,33 @@ def test_phases_a_b_c_learn_and_chain(trained):
     assert "reference log-probs: 0 computed" in proc.stdout
 
 
+def test_a_cut_rejected_answer_is_trained_without_the_turn_end(tiny_model_dir, tmp_path):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig
+
+    from common.dpo import LooperDPOTrainer, turn_end_ids
+    from common.modeling import load_tokenizer
+
+    cfg = load_config([], env={"HW": "cpu"}, env_file=tmp_path / "none")[0]
+    tokenizer = load_tokenizer(str(tiny_model_dir), cfg)
+    end = turn_end_ids(tokenizer)
+    assert tokenizer.decode(end) == "<|im_end|>\n"
+    turn = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
+    pairs = Dataset.from_list([
+        {"id": str(i), "prompt": [{"role": "user", "content": "2 + 5?"}], "chosen": turn("2 + 5 = 7."),
+         "rejected": turn("2 + 5 = 6.\n"), "rejected_cut": cut} for i, cut in enumerate((True, False))
+    ])  # fmt: skip
+    trainer = LooperDPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), processing_class=tokenizer,
+        args=DPOConfig(output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True),
+        train_dataset=pairs, looper_cfg=cfg,
+    )  # fmt: skip
+    cut, whole = trainer.train_dataset
+    assert whole["rejected_ids"] == cut["rejected_ids"] + end  # only the cut one is left open
+    assert whole["chosen_ids"][-len(end) :] == cut["chosen_ids"][-len(end) :] == end
+
+
 def test_phase_b_starts_from_phase_a_weights(trained, tmp_path):
     copy(trained, tmp_path, ["phaseA"])
     proc = run_script("06_train_cot.py", tmp_path, **(FAST | {"LEARNING_RATE": "0"}))

@@ -37,7 +37,8 @@ def normalize_number(text: str) -> str | None:
     return format(value.normalize(), "f")
 
 
-def _numbers(text: str) -> list[str]:
+def numbers_in(text: str) -> list[str]:
+    """Every number the text states, in order, normalised."""
     found = []
     for m in NUMBER.finditer(text):
         token = m.group(1)
@@ -53,10 +54,10 @@ def extract_number(text: str) -> str | None:
     for marker in NUMERIC_MARKERS:
         hits = [m.group(1) for m in marker.finditer(text)]
         for hit in reversed(hits):
-            numbers = _numbers(hit)
+            numbers = numbers_in(hit)
             if numbers:
                 return numbers[0]
-    numbers = _numbers(text)
+    numbers = numbers_in(text)
     return numbers[-1] if numbers else None
 
 

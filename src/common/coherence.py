@@ -8,18 +8,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from common.answers import NUMBER, normalize_number
+from common.answers import numbers_in
 
 
 def intermediate_numbers(text: str) -> set[str]:
     """The numbers a trajectory states along the way (normalised), its final line excluded."""
     body = text.rsplit("\n", 1)[0] if "\n" in text else ""
-    found = set()
-    for m in NUMBER.finditer(body):
-        number = normalize_number(m.group(1)) if any(c.isdigit() for c in m.group(1)) else None
-        if number is not None:
-            found.add(number)
-    return found
+    return set(numbers_in(body))
 
 
 def intermediate_claims(text: str) -> set[str]:

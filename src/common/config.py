@@ -120,6 +120,9 @@ class Config:
                           "less coherent; spin: the Phase B target over the policy's own answer",
                           choices=("correctness", "spin"))  # fmt: skip
     pairs_per_question: int = _opt(4, "cap on preference pairs from one question")
+    rejected_cut: str = _opt("none", "correctness pairs' rejected answer: none (whole) or "
+                             "first_error (up to its first step that no correct answer states)",
+                             choices=("none", "first_error"))  # fmt: skip
     coherence_margin: float = _opt(0.1, "coherence pairs need a reward gap above this")
     rollout_subdir: str = _opt("", "write rollouts and preferences under data/RUN/<this> "
                                    "(make loop sets it per iteration)")  # fmt: skip

@@ -79,14 +79,44 @@ def noisy_threshold(dataset, fraction: float) -> float:
     return torch.quantile(gaps.float(), 1 - fraction).item() if fraction > 0 else float("inf")
 
 
+def turn_end_ids(tokenizer) -> list[int]:
+    """The tokens a chat template puts after an assistant message's text (<|im_end|> and a
+    newline for ChatML): the common end of two renderings that differ only in that text."""
+    user = [{"role": "user", "content": "q"}]
+    a, b = (tokenizer.apply_chat_template(user + [{"role": "assistant", "content": text}],
+                                          tokenize=True, return_dict=True)["input_ids"]
+            for text in ("1", "2"))  # fmt: skip
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return list(a[len(a) - n :])
+
+
 class LooperDPOTrainer(DPOTrainer):
-    """DPOTrainer whose loss comes from dpo_losses, with cached reference log-probs in the batch."""
+    """DPOTrainer whose loss comes from dpo_losses, with cached reference log-probs in the batch.
+    A rejected answer cut at its first wrong step (rejected_cut) is left open: without the turn's
+    end, so DPO does not learn the easy lesson "don't end a turn after a step" from it.
+    """
 
     def __init__(self, *args, looper_cfg: Config, **kwargs):
         super().__init__(*args, **kwargs)
         self.looper = looper_cfg
         self.loss_names = looper_cfg.dpo_loss.split("+")
         self.noisy_above = float("inf")
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        if "rejected_cut" not in dataset.column_names:
+            return dataset
+        end = turn_end_ids(getattr(processing_class, "tokenizer", processing_class))
+
+        def leave_open(row: dict) -> dict:
+            ids = row["rejected_ids"]
+            if row["rejected_cut"] and end and ids[-len(end) :] == end:
+                row["rejected_ids"] = ids[: -len(end)]
+            return row
+
+        return dataset.map(leave_open, desc=f"Opening cut rejected answers ({dataset_name})")
 
     def schedule(self) -> tuple[float, list[str], bool]:
         """(beta, losses, filter noisy pairs) for the current epoch."""

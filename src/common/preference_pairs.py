@@ -2,6 +2,7 @@
 incorrect one of the same question and prompt, then (b) among correct ones only, the more
 coherent over the less when their rewards differ by more than a margin. SPIN mode pairs the
 Phase B target (gold-led teacher reasoning) over the policy's own answers instead.
+Optionally (REJECTED_CUT=first_error) an incorrect answer is cut after its first wrong step.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
+from common.answers import numbers_in
 from common.records import preference_record
 
 
@@ -28,8 +30,28 @@ def _pick(candidates: list[tuple[dict, dict]], cap: int) -> list[tuple[dict, dic
     return out
 
 
-def correctness_first_pairs(row: dict, cap: int, margin: float, seed: int) -> tuple[list, dict]:
-    """(pair records, counts) for one rollout row; the same row and seed give the same pairs."""
+def cut_at_first_error(text: str, correct_texts: list[str]) -> str | None:
+    """The text up to and including its first wrong step, or None if no step is found wrong.
+
+    A step is a line, and what it claims is the numbers it states, in order ("7 + 6 = 14." claims
+    7, 6, 14). A step is wrong when no line of any correct answer to the same question makes the
+    same claim; a line without numbers claims nothing. The steps after the first error usually
+    compute correctly from a wrong value, so DPO on the whole answer would push those down too.
+    """
+    supported = {tuple(numbers_in(line)) for t in correct_texts for line in t.split("\n")}
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        claim = tuple(numbers_in(line))
+        if claim and claim not in supported:
+            return "\n".join(lines[: i + 1]) + ("\n" if i + 1 < len(lines) else "")
+    return None
+
+
+def correctness_first_pairs(row: dict, cap: int, margin: float, seed: int,
+                            cut_rejected: bool = False) -> tuple[list, dict]:  # fmt: skip
+    """(pair records, counts) for one rollout row; the same row and seed give the same pairs.
+    With cut_rejected, a correctness pair's rejected answer ends at its first wrong step
+    (cut_at_first_error) and the record says rejected_cut=True."""
     rng = random.Random(f"{seed}:{row['id']}")
     groups = defaultdict(list)  # a pair's two answers must follow the same prompt
     for t in row["trajectories"]:
@@ -57,6 +79,16 @@ def correctness_first_pairs(row: dict, cap: int, margin: float, seed: int) -> tu
     coherence = _pick([(c, w) for *_, c, w in sorted(coherence, key=lambda x: (-x[0], x[1]))], room) if room else []  # fmt: skip
     pairs = [_record(row, c, w, "correctness") for c, w in correctness]
     pairs += [_record(row, c, w, "coherence") for c, w in coherence]
+    if cut_rejected:
+        for pair, (chosen, _) in zip(pairs, correctness + coherence, strict=True):
+            right = [t["text"] for t in groups[chosen["strategy"]] if t["correct"]]
+            rejected = pair["rejected"][0]["content"]
+            cut = (
+                cut_at_first_error(rejected, right) if pair["pair_type"] == "correctness" else None
+            )
+            pair["rejected_cut"] = cut is not None
+            if cut is not None:
+                pair["rejected"][0]["content"] = cut
     return pairs, outcome_counts(row) | {"ties_dropped": ties}
 
 

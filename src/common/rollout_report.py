@@ -58,6 +58,7 @@ def build_rollout_report(rows: list[dict], pairs: list[dict], counts: list[dict]
         scores[name] = {"all": _dist([v for v, _ in values]),
                         "correct": _dist([v for v, c in values if c]),
                         "incorrect": _dist([v for v, c in values if not c])}  # fmt: skip
+    cut = sum(p.get("rejected_cut", False) for p in pairs)  # REJECTED_CUT=first_error
     return {
         "questions": len(rows),
         "trajectories": len(trajectories),
@@ -68,7 +69,8 @@ def build_rollout_report(rows: list[dict], pairs: list[dict], counts: list[dict]
         "all_correct_questions": sum(c.get("all_correct", False) for c in counts),
         "all_wrong_questions": sum(c.get("all_wrong", False) for c in counts),
         "ties_dropped": sum(c.get("ties_dropped", 0) for c in counts),
-        "pairs": {"total": len(pairs), **dict(sorted(by_type.items()))},
+        "pairs": {"total": len(pairs), **dict(sorted(by_type.items())),
+                  **({"rejected_cut": cut} if cut else {})},
         "bandit": {"method": bandit_state["method"], "arms": arms},
         "scores": scores,
         "judge": judge_agreement(rows),

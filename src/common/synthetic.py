@@ -4,6 +4,11 @@ yes/no comparison questions in StrategyQA form (`compare`), generated determinis
 A story starts with a one-digit amount and changes it three times by one-digit amounts. The answer
 takes three operations in one pass, while each written step is a single one-digit addition or
 subtraction: chain of thought helps for a real reason, not by construction of the grader.
+
+The worked solutions (the offline teacher's reasoning) skip a step in LEAP_RATE of the problems:
+the first two operations in one line ("2 + 5 + 7 = 14."), as a strong teacher writes what it can
+do at a glance. A student that knows only one-step facts slips more often on such a line, and
+only its own rollouts can tell it which of the two styles it should use.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ GAIN = ["buys {n} more", "finds {n} more", "gets {n} more from a friend", "wins 
 LOSS = ["gives away {n}", "loses {n}", "sells {n}", "uses {n}"]
 
 STEPS, MAX_START, MAX_STEP = 3, 9, 9
+LEAP_RATE = 0.5
 MAX_TOTAL = MAX_START + STEPS * MAX_STEP  # the largest amount a story can reach
 TEST_SEED, TRAIN_SEED = 1_000_003, 2_000_003  # fixed: every run shares one test set
 TEST_SIZE, TRAIN_POOL = 1200, 20000
@@ -57,6 +63,8 @@ def make_arith(
 ) -> dict:
     name, item, total, sentences, worked = _story(rng, steps, max_start, max_step)
     question = " ".join(sentences) + f" How many {item} does {name} have now?"
+    if steps > 1 and rng.random() < LEAP_RATE:  # "2 + 5 = 7." + "7 + 7 = 14." -> "2 + 5 + 7 = 14."
+        worked[1:3] = [worked[1].split(" = ")[0] + " " + worked[2].split(" ", 1)[1]]
     solution = "\n".join(worked) + f"\n#### {total}"
     return {"id": example_id("arith", question), "question": question, "answer": solution}
 
