@@ -28,7 +28,8 @@ def plot_accuracy(summary: dict, path: Path, title: str) -> Path:
     low = [max(0.0, a - 100 * ci[0]) for a, ci in zip(acc, cis, strict=True)]  # no -1e-15 bars
     high = [max(0.0, 100 * ci[1] - a) for a, ci in zip(acc, cis, strict=True)]
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(names), 3.6))
-    ax.bar(names, acc, yerr=[low, high], capsize=6, color="#4C72B0")
+    labels = [n.replace("/", "/\n") for n in names]  # loop/round1-sigmoid+sft: two short lines
+    ax.bar(labels, acc, yerr=[low, high], capsize=6, color="#4C72B0")
     for i, a in enumerate(acc):
         ax.text(i, a + high[i] + 1, f"{a:.1f}", ha="center", fontsize=9)
     ax.set_ylabel("test accuracy (%), 95% Wilson CI")
