@@ -106,7 +106,7 @@ class LooperDPOTrainer(DPOTrainer):
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-        if "rejected_cut" not in dataset.column_names:
+        if "rejected_cut" not in dataset.column_names or not any(dataset["rejected_cut"]):
             return dataset
         end = turn_end_ids(getattr(processing_class, "tokenizer", processing_class))
 
