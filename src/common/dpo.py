@@ -105,6 +105,8 @@ class LooperDPOTrainer(DPOTrainer):
         self.noisy_above = float("inf")
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        # TRL's own tokenizing hook (trl is pinned in requirements.txt): the cut is applied to the
+        # token ids it makes, so every template and both datasets (train, eval) get the same rule.
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
         if "rejected_cut" not in dataset.column_names or not any(dataset["rejected_cut"]):
             return dataset

@@ -78,17 +78,16 @@ def correctness_first_pairs(row: dict, cap: int, margin: float, seed: int,
     room = cap - len(correctness)
     coherence = _pick([(c, w) for *_, c, w in sorted(coherence, key=lambda x: (-x[0], x[1]))], room) if room else []  # fmt: skip
     pairs = [_record(row, c, w, "correctness") for c, w in correctness]
-    pairs += [_record(row, c, w, "coherence") for c, w in coherence]
     if cut_rejected:
-        for pair, (chosen, _) in zip(pairs, correctness + coherence, strict=True):
+        for pair, (chosen, _) in zip(pairs, correctness, strict=True):
             right = [t["text"] for t in groups[chosen["strategy"]] if t["correct"]]
-            rejected = pair["rejected"][0]["content"]
-            cut = (
-                cut_at_first_error(rejected, right) if pair["pair_type"] == "correctness" else None
-            )
+            cut = cut_at_first_error(pair["rejected"][0]["content"], right)
             pair["rejected_cut"] = cut is not None
             if cut is not None:
                 pair["rejected"][0]["content"] = cut
+    # A coherence pair's rejected answer is correct: never cut.
+    pairs += [_record(row, c, w, "coherence") | ({"rejected_cut": False} if cut_rejected else {})
+              for c, w in coherence]  # fmt: skip
     return pairs, outcome_counts(row) | {"ties_dropped": ties}
 
 
