@@ -18,12 +18,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 
 from common.config import load_config
-from common.dpo import LooperDPOTrainer, attach_reference_logps
-from common.prompts import build_target
-from common.synthetic import generate
-from common.tasks import get_task
-from common.tiny_model import build_tiny_model
-from common.training import lora_config
+from common.data.prompts import build_target
+from common.data.synthetic import generate
+from common.data.tasks import get_task
+from common.models.tiny import build_tiny_model
+from common.train.dpo import LooperDPOTrainer, attach_reference_logps
+from common.train.setup import lora_config
 
 
 def pairs(n: int) -> Dataset:
@@ -32,9 +32,14 @@ def pairs(n: int) -> Dataset:
     for q in (task.normalize(r, "gen") for r in generate("arith", "train")[:n]):
         steps = task.rationale_steps(q)
         wrong = str(int(q["answer"]) + rng.randint(1, 9))
-        rows.append({"id": q["id"], "prompt": task.build_messages(q["question"], "cot"),
-                     "chosen": [{"role": "assistant", "content": build_target("cot", q["answer"], steps)}],
-                     "rejected": [{"role": "assistant", "content": build_target("cot", wrong, steps)}]})  # fmt: skip
+        rows.append(
+            {
+                "id": q["id"],
+                "prompt": task.build_messages(q["question"], "cot"),
+                "chosen": [{"role": "assistant", "content": build_target("cot", q["answer"], steps)}],
+                "rejected": [{"role": "assistant", "content": build_target("cot", wrong, steps)}],
+            }
+        )
     return Dataset.from_list(rows)
 
 
@@ -48,42 +53,54 @@ def main() -> None:
         base = build_tiny_model(Path(tmp) / "base", hidden=256, layers=4)
         cfg = load_config([], env={"HW": "cpu", "MODEL_NAME": str(base)})[0]
         adapter = Path(tmp) / "phaseB"
-        get_peft_model(
-            AutoModelForCausalLM.from_pretrained(base), lora_config(cfg)
-        ).save_pretrained(adapter)
+        get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora_config(cfg)).save_pretrained(adapter)
         tokenizer = AutoTokenizer.from_pretrained(base)
         data = pairs(args.batch_size * args.steps)
-        common = {"output_dir": f"{tmp}/out", "max_steps": args.steps, "report_to": [],
-                  "per_device_train_batch_size": args.batch_size, "save_strategy": "no",
-                  "eval_strategy": "no", "logging_strategy": "no", "use_cpu": True,
-                  "learning_rate": 1e-4, "seed": 0, "bf16": False,  # TRL defaults to bf16 even on CPU
-                  "gradient_checkpointing": False}  # fmt: skip
+        common = {
+            "output_dir": f"{tmp}/out",
+            "max_steps": args.steps,
+            "report_to": [],
+            "per_device_train_batch_size": args.batch_size,
+            "save_strategy": "no",
+            "eval_strategy": "no",
+            "logging_strategy": "no",
+            "use_cpu": True,
+            "learning_rate": 1e-4,
+            "seed": 0,
+            "bf16": False,  # TRL defaults to bf16 even on CPU
+            "gradient_checkpointing": False,
+        }
         results = {}
         for name in ("reference every step (TRL)", "cached reference (Looper)"):
-            model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter,
-                                              is_trainable=True)  # fmt: skip
-            dpo_args = DPOConfig(
-                **common, precompute_ref_log_probs=False, remove_unused_columns=False
+            model = PeftModel.from_pretrained(
+                AutoModelForCausalLM.from_pretrained(base), adapter, is_trainable=True
             )
+            dpo_args = DPOConfig(**common, precompute_ref_log_probs=False, remove_unused_columns=False)
             if name.startswith("cached"):
-                trainer = LooperDPOTrainer(model=model, args=dpo_args, train_dataset=data,
-                                           processing_class=tokenizer, looper_cfg=cfg)  # fmt: skip
+                trainer = LooperDPOTrainer(
+                    model=model, args=dpo_args, train_dataset=data, processing_class=tokenizer, looper_cfg=cfg
+                )
                 started = time.perf_counter()
                 attach_reference_logps(trainer, Path(tmp) / "ref.jsonl")
                 results["one-time reference pass"] = time.perf_counter() - started
             else:
-                trainer = DPOTrainer(model=model, args=dpo_args, train_dataset=data,
-                                     processing_class=tokenizer)  # fmt: skip
+                trainer = DPOTrainer(
+                    model=model, args=dpo_args, train_dataset=data, processing_class=tokenizer
+                )
             started = time.perf_counter()
             trainer.train()
             results[name] = (time.perf_counter() - started) / args.steps
     uncached, cached = results["reference every step (TRL)"], results["cached reference (Looper)"]
-    print(f"\n{args.steps} DPO steps, batch {args.batch_size} pairs, LoRA on a 4-layer, 256-wide "
-          f"Llama, {torch.get_num_threads()} threads")  # fmt: skip
+    print(
+        f"\n{args.steps} DPO steps, batch {args.batch_size} pairs, LoRA on a 4-layer, 256-wide "
+        f"Llama, {torch.get_num_threads()} threads"
+    )
     print(f"reference every step (TRL): {uncached:.3f} s/step")
     print(f"cached reference (Looper):  {cached:.3f} s/step")
-    print(f"cached / uncached: {cached / uncached:.2f}x the step time; the one-time reference pass "
-          f"took {results['one-time reference pass']:.2f} s")  # fmt: skip
+    print(
+        f"cached / uncached: {cached / uncached:.2f}x the step time; the one-time reference pass "
+        f"took {results['one-time reference pass']:.2f} s"
+    )
 
 
 if __name__ == "__main__":

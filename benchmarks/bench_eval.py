@@ -9,11 +9,11 @@ import time
 import torch
 
 from common.config import load_config
-from common.evaluation import Checkpoint, answer_questions
-from common.modeling import load_model
-from common.synthetic import generate
-from common.tasks import get_task
-from common.tiny_model import build_tiny_model
+from common.data.synthetic import generate
+from common.data.tasks import get_task
+from common.eval.evaluate import Checkpoint, answer_questions
+from common.models.loading import load_model
+from common.models.tiny import build_tiny_model
 
 
 def main() -> None:
@@ -37,12 +37,12 @@ def main() -> None:
             model, tokenizer = load_model(path, cfg)
             ckpt = Checkpoint("tiny", path, "cot", False)
             started = time.perf_counter()
-            rows = answer_questions(
-                cfg, model, tokenizer, task, questions, ckpt, None, f"batch {batch}"
-            )
+            rows = answer_questions(cfg, model, tokenizer, task, questions, ckpt, None, f"batch {batch}")
             results[batch] = (time.perf_counter() - started, len(rows))
-    print(f"\n{args.questions} arith test questions, up to {args.max_new_tokens} new tokens, greedy, "
-          f"graded, tiny model, {torch.get_num_threads()} threads")  # fmt: skip
+    print(
+        f"\n{args.questions} arith test questions, up to {args.max_new_tokens} new tokens, greedy, "
+        f"graded, tiny model, {torch.get_num_threads()} threads"
+    )
     for batch, (seconds, n) in results.items():
         print(f"batch {batch:>2}: {seconds:6.2f} s, {n / seconds:6.1f} questions/s")
     print(f"batched vs one at a time: {results[1][0] / results[32][0]:.1f}x the throughput")

@@ -9,12 +9,12 @@ import time
 import torch
 
 from common.config import load_config
-from common.generation import generate
-from common.modeling import load_model
-from common.prompts import render_prompt
-from common.synthetic import generate as generate_task
-from common.tasks import get_task
-from common.tiny_model import build_tiny_model
+from common.data.prompts import render_prompt
+from common.data.synthetic import generate as generate_task
+from common.data.tasks import get_task
+from common.models.generation import generate
+from common.models.loading import load_model
+from common.models.tiny import build_tiny_model
 
 
 def main() -> None:
@@ -34,13 +34,13 @@ def main() -> None:
         results = {}
         for name, batch in (("one at a time", 1), (f"batch {args.batch_size}", args.batch_size)):
             started = time.perf_counter()
-            out = generate(
-                model, tokenizer, prompts, args.max_new_tokens, batch_size=batch, desc=name
-            )
+            out = generate(model, tokenizer, prompts, args.max_new_tokens, batch_size=batch, desc=name)
             seconds = time.perf_counter() - started
             results[name] = (seconds, sum(g.new_tokens for g in out))
-    print(f"\n{args.prompts} prompts, up to {args.max_new_tokens} new tokens, greedy, tiny model, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(
+        f"\n{args.prompts} prompts, up to {args.max_new_tokens} new tokens, greedy, tiny model, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"{'variant':<16} {'seconds':>8} {'tokens':>8} {'tokens/s':>9}")
     for name, (seconds, tokens) in results.items():
         print(f"{name:<16} {seconds:>8.2f} {tokens:>8} {tokens / seconds:>9.0f}")

@@ -18,10 +18,10 @@ from datasets import Dataset
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from trl.data_utils import pack_dataset
 
-from common.prompts import build_target
-from common.synthetic import generate
-from common.tasks import get_task
-from common.tiny_model import build_tiny_model
+from common.data.prompts import build_target
+from common.data.synthetic import generate
+from common.data.tasks import get_task
+from common.models.tiny import build_tiny_model
 
 GSM8K = Path(__file__).resolve().parents[2] / "shared/data/gsm8k/train.jsonl"
 
@@ -70,25 +70,25 @@ def main() -> None:
     naive = [[lengths[i] for i in order[k : k + b]] for k in range(0, len(order), b)]
     sampler = LengthGroupedSampler(b, lengths=lengths, generator=torch.Generator().manual_seed(0))
     grouped_order = list(sampler)
-    grouped = [
-        [lengths[i] for i in grouped_order[k : k + b]] for k in range(0, len(grouped_order), b)
-    ]
-    packed = pack_dataset(
-        Dataset.from_dict({"input_ids": [[0] * n for n in lengths]}), args.max_length
-    )
+    grouped = [[lengths[i] for i in grouped_order[k : k + b]] for k in range(0, len(grouped_order), b)]
+    packed = pack_dataset(Dataset.from_dict({"input_ids": [[0] * n for n in lengths]}), args.max_length)
     bins = [len(row) for row in packed["input_ids"]]
     results = {
         "naive padding": efficiency(naive),
         "length-grouped": efficiency(grouped),
         "bfd packing (bins filled)": sum(bins) / (len(bins) * args.max_length),
     }
-    print(f"\n{source}: Track B lengths mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)} "
-          f"tokens; batch {b}, max length {args.max_length}")  # fmt: skip
+    print(
+        f"\n{source}: Track B lengths mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)} "
+        f"tokens; batch {b}, max length {args.max_length}"
+    )
     print(f"{'batching':<28} {'real-token fraction':>20}")
     for name, value in results.items():
         print(f"{name:<28} {value:>20.3f}")
-    print(f"length-grouped vs naive: {results['length-grouped'] / results['naive padding']:.2f}x "
-          f"the useful tokens per padded token; padding-free packing has no pad tokens at all")  # fmt: skip
+    print(
+        f"length-grouped vs naive: {results['length-grouped'] / results['naive padding']:.2f}x "
+        f"the useful tokens per padded token; padding-free packing has no pad tokens at all"
+    )
 
 
 if __name__ == "__main__":

@@ -21,10 +21,18 @@ PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "RTX 4060": 121.0, "
 def phi35_mini_config():
     from transformers import Phi3Config
 
-    return Phi3Config(vocab_size=32064, hidden_size=3072, intermediate_size=8192,
-                      num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
-                      max_position_embeddings=4096, pad_token_id=32000, bos_token_id=1,
-                      eos_token_id=32000)  # fmt: skip
+    return Phi3Config(
+        vocab_size=32064,
+        hidden_size=3072,
+        intermediate_size=8192,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        max_position_embeddings=4096,
+        pad_token_id=32000,
+        bos_token_id=1,
+        eos_token_id=32000,
+    )
 
 
 def train_steps(model, optimizer, batch: int, length: int, steps: int) -> tuple[float, float]:
@@ -46,7 +54,7 @@ def train_steps(model, optimizer, batch: int, length: int, steps: int) -> tuple[
 
 def run_profile(hw: str, model_dir: str, length: int, steps: int):
     from common.config import load_config
-    from common.training import load_student
+    from common.train.setup import load_student
 
     cfg = load_config([], env={"HW": hw, "MODEL_NAME": model_dir, "TASK": "gsm8k"})[0]
     model, _ = load_student(cfg)
@@ -80,7 +88,7 @@ def main() -> None:
         return
     from transformers import Phi3ForCausalLM
 
-    from common.tiny_model import build_tokenizer
+    from common.models.tiny import build_tokenizer
 
     name = torch.cuda.get_device_name(0)
     peak_tflops = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), 0.0)
@@ -95,15 +103,19 @@ def main() -> None:
             print(f"4060 profile: CUDA out of memory at length {args.length} on this card")
             raise SystemExit(1) from None
         verdict = "fits" if peak <= 7.5 else "DOES NOT FIT"
-        print(f"4060 profile (4-bit QLoRA, batch {cfg.batch_size} x {args.length}, gradient "
-              f"checkpointing, {cfg.optim}): peak {peak:.2f} GB ({verdict}: goal <= 7.5 GB), "
-              f"{seconds:.2f} s/step")  # fmt: skip
+        print(
+            f"4060 profile (4-bit QLoRA, batch {cfg.batch_size} x {args.length}, gradient "
+            f"checkpointing, {cfg.optim}): peak {peak:.2f} GB ({verdict}: goal <= 7.5 GB), "
+            f"{seconds:.2f} s/step"
+        )
         cfg, seconds, peak, n_params = run_profile("h100", tmp, args.length, args.steps)
         tokens_per_s = cfg.batch_size * args.length / seconds
         mfu = 6 * n_params * tokens_per_s / (peak_tflops * 1e12) if peak_tflops else float("nan")
-        print(f"h100 profile (bf16 LoRA, batch {cfg.batch_size} x {args.length}): "
-              f"{tokens_per_s:,.0f} tokens/s, MFU {mfu:.1%} (6 x {n_params / 1e9:.2f}B params x "
-              f"tokens/s / {peak_tflops:.0f} TFLOPS), peak {peak:.1f} GB")  # fmt: skip
+        print(
+            f"h100 profile (bf16 LoRA, batch {cfg.batch_size} x {args.length}): "
+            f"{tokens_per_s:,.0f} tokens/s, MFU {mfu:.1%} (6 x {n_params / 1e9:.2f}B params x "
+            f"tokens/s / {peak_tflops:.0f} TFLOPS), peak {peak:.1f} GB"
+        )
 
 
 if __name__ == "__main__":

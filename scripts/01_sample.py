@@ -8,11 +8,11 @@ import random
 import time
 
 from common.config import load_config, print_config, shown
+from common.data.sampling import class_counts, stratified_indices
+from common.data.tasks import get_task
 from common.errors import DataError, run_main
 from common.jsonl import write_jsonl
 from common.manifest import write_manifest
-from common.sampling import class_counts, stratified_indices
-from common.tasks import get_task
 
 
 def dedupe(rows: list[dict]) -> tuple[list[dict], int]:

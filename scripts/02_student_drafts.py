@@ -8,11 +8,11 @@ format); appends data/RUN/student_drafts.jsonl (resumes by id).
 import time
 
 from common.config import load_config, print_config, shown
-from common.drafts import write_drafts
+from common.data.tasks import get_task
 from common.errors import run_main
 from common.jsonl import read_jsonl
 from common.manifest import write_manifest
-from common.tasks import get_task
+from common.rollout.drafts import write_drafts
 
 
 def main() -> None:
@@ -29,15 +29,27 @@ def main() -> None:
 
     parsed = sum(r["parse_ok"] for r in rows)
     correct = sum(
-        task.is_correct(r["parsed_answer"], q["answer"])
-        for r, q in zip(rows, questions, strict=True)
+        task.is_correct(r["parsed_answer"], q["answer"]) for r, q in zip(rows, questions, strict=True)
     )
-    stats = {"drafts": len(rows), "parse_ok": parsed, "draft_answer_correct": correct,
-             "truncated": sum(r["truncated"] for r in rows)}  # fmt: skip
-    manifest = write_manifest(cfg.data_dir, "drafts", cfg, {"sample_train": sample_path, "dev": dev_path, "model": cfg.model},
-                              [out_path], {"stats": stats}, started)  # fmt: skip
-    print(f"drafts: {len(rows)}, parsed {parsed} ({parsed / len(rows):.0%}), "
-          f"draft answer correct {correct} ({correct / len(rows):.0%})")  # fmt: skip
+    stats = {
+        "drafts": len(rows),
+        "parse_ok": parsed,
+        "draft_answer_correct": correct,
+        "truncated": sum(r["truncated"] for r in rows),
+    }
+    manifest = write_manifest(
+        cfg.data_dir,
+        "drafts",
+        cfg,
+        {"sample_train": sample_path, "dev": dev_path, "model": cfg.model},
+        [out_path],
+        {"stats": stats},
+        started,
+    )
+    print(
+        f"drafts: {len(rows)}, parsed {parsed} ({parsed / len(rows):.0%}), "
+        f"draft answer correct {correct} ({correct / len(rows):.0%})"
+    )
     print(f"wrote {shown(out_path)}; manifest {shown(manifest)}")
 
 

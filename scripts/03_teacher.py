@@ -9,13 +9,13 @@ import time
 from collections import Counter
 
 from common.config import load_config, print_config, shown
-from common.costs import estimate_tokens, prices, teacher_model, usd
+from common.data.tasks import Task, get_task
 from common.errors import BudgetReached, DataError, run_main
 from common.jsonl import JsonlAppender, read_jsonl
 from common.manifest import write_manifest
-from common.tasks import Task, get_task
-from common.teacher_runner import ask_teacher
-from common.teachers import Job, Reply, make_teacher
+from common.teacher.backends import Job, Reply, make_teacher
+from common.teacher.costs import estimate_tokens, prices, teacher_model, usd
+from common.teacher.runner import ask_teacher
 
 
 def attach_drafts(questions: list[dict], drafts_path) -> list[dict]:
@@ -59,7 +59,7 @@ def example_row(task: Task, example: dict, replies: list[Reply], backend: str, m
                 **({"text": r.text} if len(replies) > 1 else {}),
             }
             for i, (r, a) in enumerate(zip(replies, answers, strict=True))
-        ],  # fmt: skip
+        ],
         "error": next((r.error for r in replies if r.error), ""),
         "backend": backend,
         "model": model,
@@ -72,9 +72,11 @@ def print_dry_run(jobs: list[Job], price: tuple[float, float], max_tokens: int) 
     print("DRY_RUN=1: nothing is sent. The first request would be:")
     for message in jobs[0].messages if jobs else []:
         print(f"--- {message['role']} ---\n{message['content']}")
-    print(f"--- {len(jobs)} requests: ~{tokens_in:,} input tokens (estimated), at most "
-          f"{tokens_out:,} output tokens; at most ${usd(tokens_in, tokens_out, price):.4f} "
-          f"at ${price[0]}/${price[1]} per 1M tokens in/out")  # fmt: skip
+    print(
+        f"--- {len(jobs)} requests: ~{tokens_in:,} input tokens (estimated), at most "
+        f"{tokens_out:,} output tokens; at most ${usd(tokens_in, tokens_out, price):.4f} "
+        f"at ${price[0]}/${price[1]} per 1M tokens in/out"
+    )
 
 
 def main() -> None:
@@ -108,8 +110,10 @@ def main() -> None:
     outputs = JsonlAppender(out_path)
     retried = outputs.retain(lambda row: row["status"] != "api_error")
     todo = [ex for ex in examples if ex["id"] not in outputs]
-    print(f"{len(examples) - len(todo)} questions already done ({retried} API errors to retry), "
-          f"{len(todo)} to ask {model} ({cfg.teacher_attempts} attempt(s) each)")  # fmt: skip
+    print(
+        f"{len(examples) - len(todo)} questions already done ({retried} API errors to retry), "
+        f"{len(todo)} to ask {model} ({cfg.teacher_attempts} attempt(s) each)"
+    )
     pending: dict[str, dict[int, Reply]] = {}
 
     def on_reply(job: Job, reply: Reply) -> None:
@@ -129,17 +133,28 @@ def main() -> None:
     statuses = Counter(row["status"] for row in rows)
     agree = sum(task.is_correct(row["answer"], row["gold"]) for row in rows)
     stats = {
-        "questions": len(examples), "done": len(rows), "status": dict(statuses),
-        "teacher_matches_gold": agree, "spent_usd": round(budget.spent, 6),
+        "questions": len(examples),
+        "done": len(rows),
+        "status": dict(statuses),
+        "teacher_matches_gold": agree,
+        "spent_usd": round(budget.spent, 6),
         "request_seconds": round(seconds, 3),
-    }  # fmt: skip
+    }
     outs = [p for p in (out_path, ledger_path) if p.exists()]
-    manifest = write_manifest(cfg.data_dir, "teacher", cfg,
-                              {"sample_train": sample_path, **({"drafts": drafts_path} if cfg.with_draft else {})},
-                              outs, {"stats": stats}, started)  # fmt: skip
-    print(f"teacher: {len(rows)}/{len(examples)} questions, status {dict(statuses)}, "
-          f"matches gold {agree}/{max(len(rows), 1)}, spent ${budget.spent:.4f} in total, "
-          f"{seconds:.1f}s of requests")  # fmt: skip
+    manifest = write_manifest(
+        cfg.data_dir,
+        "teacher",
+        cfg,
+        {"sample_train": sample_path, **({"drafts": drafts_path} if cfg.with_draft else {})},
+        outs,
+        {"stats": stats},
+        started,
+    )
+    print(
+        f"teacher: {len(rows)}/{len(examples)} questions, status {dict(statuses)}, "
+        f"matches gold {agree}/{max(len(rows), 1)}, spent ${budget.spent:.4f} in total, "
+        f"{seconds:.1f}s of requests"
+    )
     for row in rows:
         if row["status"] == "api_error":
             print(f"  e.g. {row['id']}: {row['error']}")

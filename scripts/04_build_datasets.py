@@ -11,17 +11,17 @@ import time
 from collections import Counter
 
 from common.config import load_config, print_config, shown
+from common.data.prompts import build_target, mentions_hint, teacher_steps
+from common.data.records import preference_record, sft_record, to_sharegpt
+from common.data.sampling import class_counts, rebalance, stratified_indices
+from common.data.tasks import get_task
+from common.data.validation import REASONS, agreement_stats, class_share, length_stats, reason
 from common.errors import BudgetReached, DataError, run_main
 from common.jsonl import JsonlAppender, read_jsonl, write_json, write_jsonl
 from common.manifest import write_manifest
-from common.modeling import load_tokenizer
-from common.prompts import build_target, mentions_hint, teacher_steps
-from common.records import preference_record, sft_record, to_sharegpt
-from common.sampling import class_counts, rebalance, stratified_indices
-from common.tasks import get_task
-from common.teacher_runner import ask_teacher
-from common.teachers import Job, make_teacher
-from common.validation import REASONS, agreement_stats, class_share, length_stats, reason
+from common.models.loading import load_tokenizer
+from common.teacher.backends import Job, make_teacher
+from common.teacher.runner import ask_teacher
 
 MAX_MAJORITY = 0.60
 
@@ -41,8 +41,10 @@ def check_ids(sample: list[dict], rows: dict, path, made_by: str) -> None:
             f"run `make {made_by}` to complete it"
         )
     if extra:
-        print(f"note: {shown(path)} has {len(extra)} rows for ids not in the sample "
-              f"(e.g. {', '.join(extra[:3])}); ignored")  # fmt: skip
+        print(
+            f"note: {shown(path)} has {len(extra)} rows for ids not in the sample "
+            f"(e.g. {', '.join(extra[:3])}); ignored"
+        )
 
 
 def hint_for(task, gold: str) -> str:
@@ -57,31 +59,48 @@ def rationalize(cfg, task, disputed: list[dict], path, ledger_path) -> dict[str,
         todo = [ex for ex in disputed if ex["id"] not in store]
         if todo:
             teacher = make_teacher(cfg, task)
-            jobs = [Job(ex["id"], 0, task.build_teacher_messages(ex["question"], ex["draft"],
-                                                                  hint_for(task, ex["answer"])),
-                        ex, hint=hint_for(task, ex["answer"])) for ex in todo]  # fmt: skip
+            jobs = [
+                Job(
+                    ex["id"],
+                    0,
+                    task.build_teacher_messages(ex["question"], ex["draft"], hint_for(task, ex["answer"])),
+                    ex,
+                    hint=hint_for(task, ex["answer"]),
+                )
+                for ex in todo
+            ]
 
             def on_reply(job, reply):
                 answer = task.extract_answer(reply.text) if reply.status == "ok" else None
                 leaky = mentions_hint(reply.text)
-                store.append({
-                    "id": job.id, "status": reply.status, "text": reply.text, "answer": answer,
-                    "leaky": leaky, "error": reply.error,
-                    "accepted": task.is_correct(answer, job.example["answer"]) and not leaky,
-                })  # fmt: skip
+                store.append(
+                    {
+                        "id": job.id,
+                        "status": reply.status,
+                        "text": reply.text,
+                        "answer": answer,
+                        "leaky": leaky,
+                        "error": reply.error,
+                        "accepted": task.is_correct(answer, job.example["answer"]) and not leaky,
+                    }
+                )
 
             budget = ask_teacher(cfg, teacher, jobs, on_reply, ledger_path, desc="rationalize")
             if budget.exhausted:
-                raise BudgetReached(f"MAX_COST_USD={cfg.max_cost_usd} reached while rationalizing; "
-                                    f"raise it and re-run `make datasets` to continue")  # fmt: skip
+                raise BudgetReached(
+                    f"MAX_COST_USD={cfg.max_cost_usd} reached while rationalizing; "
+                    f"raise it and re-run `make datasets` to continue"
+                )
         return {ex["id"]: store.rows[ex["id"]] for ex in disputed if ex["id"] in store.rows}
 
 
 def token_lengths(tokenizer, records: list[dict]) -> list[int]:
     if tokenizer is None:  # no tokenizer here: about four characters a token
         return [sum(len(t["content"]) for t in r["prompt"] + r["completion"]) // 4 for r in records]
-    return [len(tokenizer.apply_chat_template(r["prompt"] + r["completion"], return_dict=True)["input_ids"])
-            for r in records]  # fmt: skip
+    return [
+        len(tokenizer.apply_chat_template(r["prompt"] + r["completion"], return_dict=True)["input_ids"])
+        for r in records
+    ]
 
 
 def main() -> None:
@@ -90,8 +109,9 @@ def main() -> None:
     print_config(cfg, "04 build datasets")
     task = get_task(cfg.task)
     d = cfg.data_dir
-    paths_in = {name: d / f"{name}.jsonl" for name in
-                ("sample_train", "dev", "student_drafts", "teacher_outputs")}  # fmt: skip
+    paths_in = {
+        name: d / f"{name}.jsonl" for name in ("sample_train", "dev", "student_drafts", "teacher_outputs")
+    }
     sample = read_jsonl(paths_in["sample_train"], made_by="sample")
     dev = read_jsonl(paths_in["dev"], made_by="sample")
     drafts = by_id(read_jsonl(paths_in["student_drafts"], made_by="drafts"))
@@ -105,26 +125,33 @@ def main() -> None:
     # 1. Validate every teacher answer against gold.
     reasons = {q["id"]: reason(task, teacher[q["id"]]) for q in sample}
     examples = {q["id"]: q | {"draft": draft_of(q["id"])} for q in sample}
-    kept = [examples[i] | {"steps": teacher_steps(teacher[i]["text"]), "source": "teacher"}
-            for i in examples if reasons[i] == "ok"]  # fmt: skip
+    kept = [
+        examples[i] | {"steps": teacher_steps(teacher[i]["text"]), "source": "teacher"}
+        for i in examples
+        if reasons[i] == "ok"
+    ]
 
     # 2. The disagreement policy for wrong or unparseable answers.
     disputed = [examples[i] for i in examples if reasons[i] in ("wrong", "unparseable")]
     policy = {"disagreement": cfg.disagreement, "disputed": len(disputed)}
     if cfg.disagreement == "gold":
-        kept += [ex | {"steps": teacher_steps(teacher[ex["id"]]["text"]), "source": "gold_corrected"}
-                 for ex in disputed]  # fmt: skip
+        kept += [
+            ex | {"steps": teacher_steps(teacher[ex["id"]]["text"]), "source": "gold_corrected"}
+            for ex in disputed
+        ]
         policy["gold_corrected"] = len(disputed)
     elif cfg.disagreement == "rationalize" and disputed:
-        results = rationalize(
-            cfg, task, disputed, d / "rationalized.jsonl", d / "teacher_cost.jsonl"
-        )
+        results = rationalize(cfg, task, disputed, d / "rationalized.jsonl", d / "teacher_cost.jsonl")
         accepted = [ex for ex in disputed if results.get(ex["id"], {}).get("accepted")]
-        kept += [ex | {"steps": teacher_steps(results[ex["id"]]["text"]), "source": "rationalized"}
-                 for ex in accepted]  # fmt: skip
-        policy |= {"rationalized": len(accepted),
-                   "leaky_rejected": sum(r["leaky"] for r in results.values()),
-                   "still_wrong": len(disputed) - len(accepted)}  # fmt: skip
+        kept += [
+            ex | {"steps": teacher_steps(results[ex["id"]]["text"]), "source": "rationalized"}
+            for ex in accepted
+        ]
+        policy |= {
+            "rationalized": len(accepted),
+            "leaky_rejected": sum(r["leaky"] for r in results.values()),
+            "still_wrong": len(disputed) - len(accepted),
+        }
 
     # 3. REPAIRITY's held-out split of the teacher data, then 4. class balance on the rest.
     rng = random.Random(cfg.random_seed)
@@ -152,7 +179,7 @@ def main() -> None:
             "kept": class_share(labels),
             "train": train_share,
             "train_counts": class_counts([task.label(ex) for ex in train]),
-        },  # fmt: skip
+        },
         "balance": cfg.balance,
         "refused": None,
     }
@@ -164,26 +191,37 @@ def main() -> None:
         raise DataError(f"{why} (report: {shown(report_path)})")
 
     if not train:
-        refuse(f"no training examples survived DISAGREEMENT={cfg.disagreement} "
-               f"({dict(teacher_reasons)}); check the teacher outputs or use DISAGREEMENT=rationalize")  # fmt: skip
+        refuse(
+            f"no training examples survived DISAGREEMENT={cfg.disagreement} "
+            f"({dict(teacher_reasons)}); check the teacher outputs or use DISAGREEMENT=rationalize"
+        )
     majority, share = max(train_share.items(), key=lambda kv: kv[1]) if train_share else ("", 0)
     if share > MAX_MAJORITY and not cfg.allow_imbalance:
-        refuse(f"the training set would be {share:.1%} '{majority}' (the sample is "
-               f"{source_share.get(majority, 0):.1%}) after DISAGREEMENT={cfg.disagreement} "
-               f"removed {len(sample) - len(kept)} questions; this is how the seed's Phase B failed. "
-               f"Use BALANCE=upsample or DISAGREEMENT=rationalize, or ALLOW_IMBALANCE=1")  # fmt: skip
+        refuse(
+            f"the training set would be {share:.1%} '{majority}' (the sample is "
+            f"{source_share.get(majority, 0):.1%}) after DISAGREEMENT={cfg.disagreement} "
+            f"removed {len(sample) - len(kept)} questions; this is how the seed's Phase B failed. "
+            f"Use BALANCE=upsample or DISAGREEMENT=rationalize, or ALLOW_IMBALANCE=1"
+        )
 
     # 5. Records: Track A (answer only), Track B (reasoning), preference pairs, exports.
     strategy = cfg.reasoning_strategy
 
     def track_a(ex):
-        return sft_record(ex["id"], task.build_messages(ex["question"], "none"),
-                          build_target("none", ex["answer"], []), source=ex.get("source", "gold"))  # fmt: skip
+        return sft_record(
+            ex["id"],
+            task.build_messages(ex["question"], "none"),
+            build_target("none", ex["answer"], []),
+            source=ex.get("source", "gold"),
+        )
 
     def track_b(ex, steps):
-        return sft_record(ex["id"], task.build_messages(ex["question"], strategy, ex.get("draft")),
-                          build_target(strategy, ex["answer"], steps, ex.get("decomposition")),
-                          source=ex.get("source", "gold"))  # fmt: skip
+        return sft_record(
+            ex["id"],
+            task.build_messages(ex["question"], strategy, ex.get("draft")),
+            build_target(strategy, ex["answer"], steps, ex.get("decomposition")),
+            source=ex.get("source", "gold"),
+        )
 
     dev_examples = [q | {"draft": draft_of(q["id"])} for q in dev]
     out = {
@@ -201,8 +239,15 @@ def main() -> None:
         if not draft["draft"].strip():
             skipped += 1
             continue
-        pairs.append(preference_record(ex["id"], record["prompt"], record["completion"][0]["content"],
-                                       draft["draft"], "teacher_over_draft"))  # fmt: skip
+        pairs.append(
+            preference_record(
+                ex["id"],
+                record["prompt"],
+                record["completion"][0]["content"],
+                draft["draft"],
+                "teacher_over_draft",
+            )
+        )
     out["pairs"] = pairs
     out["sharegpt_baseline"] = [to_sharegpt(r) for r in out["train_baseline"]]
     out["sharegpt_cot"] = [to_sharegpt(r) for r in out["train_cot"]]
@@ -211,8 +256,10 @@ def main() -> None:
         tokenizer = load_tokenizer(cfg.model, cfg)
     except (OSError, ValueError):
         tokenizer = None
-    report["tokens"] = {name: length_stats(token_lengths(tokenizer, out[name]), cfg.max_length)
-                        for name in ("train_baseline", "train_cot")}  # fmt: skip
+    report["tokens"] = {
+        name: length_stats(token_lengths(tokenizer, out[name]), cfg.max_length)
+        for name in ("train_baseline", "train_cot")
+    }
     report["tokens"]["counted_with"] = "student tokenizer" if tokenizer else "characters / 4"
     report["pairs"] = {"written": len(pairs), "skipped_empty_draft": skipped}
     report["counts"] = {name: len(rows) for name, rows in out.items()}
@@ -223,8 +270,9 @@ def main() -> None:
         write_jsonl(written[-1], rows)
     write_json(report_path, report)
     inputs = {name: path for name, path in paths_in.items()}
-    manifest = write_manifest(d, "datasets", cfg, inputs, written + [report_path],
-                              {"report": report}, started)  # fmt: skip
+    manifest = write_manifest(
+        d, "datasets", cfg, inputs, written + [report_path], {"report": report}, started
+    )
 
     t = report["teacher"]
     print(
@@ -234,12 +282,16 @@ def main() -> None:
     )
     print(f"policy {policy}; kept {report['kept_by_source']}; held out {len(heldout)}")
     if task.answer_kind == "yesno":
-        print(f"classes: sample {source_share}, kept {report['classes']['kept']}, "
-              f"train {train_share} (BALANCE={cfg.balance})")  # fmt: skip
+        print(
+            f"classes: sample {source_share}, kept {report['classes']['kept']}, "
+            f"train {train_share} (BALANCE={cfg.balance})"
+        )
     for name in ("train_baseline", "train_cot"):
         s = report["tokens"][name]
-        print(f"tokens {name:<15} mean {s['mean']}, p95 {s['p95']}, max {s['max']}, "
-              f"over MAX_LENGTH={cfg.max_length}: {s['over_max_length']}")  # fmt: skip
+        print(
+            f"tokens {name:<15} mean {s['mean']}, p95 {s['p95']}, max {s['max']}, "
+            f"over MAX_LENGTH={cfg.max_length}: {s['over_max_length']}"
+        )
     print("wrote " + ", ".join(f"{n} ({len(r)})" for n, r in out.items()))
     print(f"report {shown(report_path)}; manifest {shown(manifest)}")
 

@@ -7,8 +7,8 @@ Reads data/RUN/train_baseline.jsonl and dev_baseline.jsonl; writes checkpoints/R
 
 from common.config import load_config, print_config
 from common.errors import run_main
-from common.sft import run_sft
-from common.training import require_rows
+from common.train.setup import require_rows
+from common.train.sft import run_sft
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ checkpoints/RUN/phaseB/ (adapter or weights, tokenizer, model card, curves, mani
 
 from common.config import load_config, print_config
 from common.errors import run_main
-from common.sft import run_sft
-from common.training import require_checkpoint, require_rows
+from common.train.setup import require_checkpoint, require_rows
+from common.train.sft import run_sft
 
 
 def main() -> None:

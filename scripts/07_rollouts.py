@@ -13,40 +13,50 @@ rollout_report.md and rollout_scores.png.
 import random
 import time
 
-from common.bandit import Bandit
-from common.coherence import counterfactual_probes
 from common.config import float_list, load_config, print_config, shown, split_list
-from common.drafts import read_draft_texts
+from common.data.prompts import render_prompt
+from common.data.records import to_sharegpt_preference
+from common.data.tasks import get_task
 from common.errors import DataError, run_main
-from common.evaluation import PHASES, resolve_checkpoint
-from common.generation import generate
+from common.eval.evaluate import PHASES, resolve_checkpoint
 from common.jsonl import JsonlAppender, read_jsonl, write_json, write_jsonl
 from common.manifest import write_manifest
-from common.modeling import load_model
+from common.models.generation import generate
+from common.models.loading import load_model
 from common.plots import plot_rollout_scores
-from common.preference_pairs import correctness_first_pairs, outcome_counts, spin_pairs
-from common.prompts import render_prompt
-from common.records import to_sharegpt_preference
-from common.rollout_report import SCORES, build_rollout_report, render_markdown
-from common.scoring import Weights, score_trajectories
-from common.self_reward import check_judge, judge_with_policy, judge_with_teacher
-from common.tasks import get_task
+from common.rollout.bandit import Bandit
+from common.rollout.coherence import counterfactual_probes
+from common.rollout.drafts import read_draft_texts
+from common.rollout.pairs import correctness_first_pairs, outcome_counts, spin_pairs
+from common.rollout.report import SCORES, build_rollout_report, render_markdown
+from common.rollout.scoring import Weights, score_trajectories
+from common.rollout.self_reward import check_judge, judge_with_policy, judge_with_teacher
 
 
 def rollout_chunk(cfg, task, model, tokenizer, chunk, drafts, bandit, arms, chunk_index, judge):
     """Sample, probe, judge and score one chunk of questions; return their rollout rows."""
     K = cfg.rollouts_per_question
     picks = bandit.choose_batch(K * len(chunk), random.Random(f"{cfg.random_seed}:{chunk_index}"))
-    messages = {(q["id"], s): task.build_messages(q["question"], s, drafts.get(q["id"]))
-                for q in chunk for s, _ in arms}  # fmt: skip
+    messages = {
+        (q["id"], s): task.build_messages(q["question"], s, drafts.get(q["id"]))
+        for q in chunk
+        for s, _ in arms
+    }
     jobs = [(qi, k, arms[picks[qi * K + k]]) for qi in range(len(chunk)) for k in range(K)]
     texts = {}
     for temperature in sorted({t for _, _, (_, t) in jobs}):
         mine = [(qi, k, s) for qi, k, (s, t) in jobs if t == temperature]
         prompts = [render_prompt(tokenizer, messages[(chunk[qi]["id"], s)]) for qi, _, s in mine]
-        gens = generate(model, tokenizer, prompts, cfg.rollout_max_new_tokens,
-                        batch_size=cfg.gen_batch_size, temperature=temperature,
-                        seed=hash_seed(cfg, chunk_index, temperature), desc=f"rollouts T={temperature:g}")  # fmt: skip
+        gens = generate(
+            model,
+            tokenizer,
+            prompts,
+            cfg.rollout_max_new_tokens,
+            batch_size=cfg.gen_batch_size,
+            temperature=temperature,
+            seed=hash_seed(cfg, chunk_index, temperature),
+            desc=f"rollouts T={temperature:g}",
+        )
         texts.update({(qi, k): g for (qi, k, _), g in zip(mine, gens, strict=True)})
 
     # s_cf: each strategy that sampled a question re-asks it paraphrased and perturbed, greedily.
@@ -56,11 +66,15 @@ def rollout_chunk(cfg, task, model, tokenizer, chunk, drafts, bandit, arms, chun
         for qi, q in enumerate(chunk):
             for s in sorted({s for i, _, (s, _) in jobs if i == qi}):
                 for kind, text in counterfactual_probes(q["question"], task.answer_kind).items():
-                    probes.append(
-                        (q["id"], s, kind, task.build_messages(text, s, drafts.get(q["id"])))
-                    )
-        gens = generate(model, tokenizer, [render_prompt(tokenizer, m) for *_, m in probes],
-                        cfg.rollout_max_new_tokens, batch_size=cfg.gen_batch_size, desc="probes")  # fmt: skip
+                    probes.append((q["id"], s, kind, task.build_messages(text, s, drafts.get(q["id"]))))
+        gens = generate(
+            model,
+            tokenizer,
+            [render_prompt(tokenizer, m) for *_, m in probes],
+            cfg.rollout_max_new_tokens,
+            batch_size=cfg.gen_batch_size,
+            desc="probes",
+        )
         for (qid, s, kind, _), g in zip(probes, gens, strict=True):
             probe_answers.setdefault((qid, s), {})[kind] = task.extract_answer(g.text)
 
@@ -71,31 +85,48 @@ def rollout_chunk(cfg, task, model, tokenizer, chunk, drafts, bandit, arms, chun
             strategy, temperature = arms[picks[qi * K + k]]
             g = texts[(qi, k)]
             pred = task.extract_answer(g.text)
-            trajectories.append({
-                "k": k, "arm": arm_name(strategy, temperature), "strategy": strategy,
-                "temperature": temperature, "text": g.text, "pred": pred,
-                "correct": task.is_correct(pred, q["answer"]), "parse_ok": pred is not None,
-                "tokens": g.new_tokens, "truncated": g.truncated,
-            })  # fmt: skip
+            trajectories.append(
+                {
+                    "k": k,
+                    "arm": arm_name(strategy, temperature),
+                    "strategy": strategy,
+                    "temperature": temperature,
+                    "text": g.text,
+                    "pred": pred,
+                    "correct": task.is_correct(pred, q["answer"]),
+                    "parse_ok": pred is not None,
+                    "tokens": g.new_tokens,
+                    "truncated": g.truncated,
+                }
+            )
         rows.append({"q": q, "trajectories": trajectories})
-    judgements = judge([(r["q"]["question"], t["text"]) for r in rows for t in r["trajectories"]],
-                       [f"{r['q']['id']}-{t['k']}" for r in rows for t in r["trajectories"]])  # fmt: skip
+    judgements = judge(
+        [(r["q"]["question"], t["text"]) for r in rows for t in r["trajectories"]],
+        [f"{r['q']['id']}-{t['k']}" for r in rows for t in r["trajectories"]],
+    )
     weights = Weights.from_config(cfg)
     out = []
     for i, r in enumerate(rows):
         q = r["q"]
         strategies = {t["strategy"] for t in r["trajectories"]}
         scored = score_trajectories(
-            r["trajectories"], task.answer_kind,
+            r["trajectories"],
+            task.answer_kind,
             {s: probe_answers.get((q["id"], s), {}) for s in strategies},
-            judgements[i * K : (i + 1) * K], weights,
-        )  # fmt: skip
-        out.append({
-            "id": q["id"], "question": q["question"], "gold": q["answer"], "policy": cfg.policy,
-            "prompts": {s: messages[(q["id"], s)] for s in sorted(strategies)},
-            "probes": {s: probe_answers.get((q["id"], s), {}) for s in sorted(strategies)},
-            "trajectories": scored,
-        })  # fmt: skip
+            judgements[i * K : (i + 1) * K],
+            weights,
+        )
+        out.append(
+            {
+                "id": q["id"],
+                "question": q["question"],
+                "gold": q["answer"],
+                "policy": cfg.policy,
+                "prompts": {s: messages[(q["id"], s)] for s in sorted(strategies)},
+                "probes": {s: probe_answers.get((q["id"], s), {}) for s in sorted(strategies)},
+                "trajectories": scored,
+            }
+        )
     return out
 
 
@@ -124,39 +155,41 @@ def main() -> None:
         drafts = read_draft_texts(cfg)
     out_dir = cfg.rollout_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    arms = [(s, t) for s in split_list(cfg.rollout_strategies)
-            for t in float_list(cfg, "rollout_temperatures")]  # fmt: skip
+    arms = [
+        (s, t) for s in split_list(cfg.rollout_strategies) for t in float_list(cfg, "rollout_temperatures")
+    ]
     bandit = Bandit([arm_name(s, t) for s, t in arms], cfg.bandit)
     arm_index = {name: i for i, name in enumerate(bandit.arms)}
-    chunks = [
-        questions[i : i + cfg.rollout_chunk] for i in range(0, len(questions), cfg.rollout_chunk)
-    ]
+    chunks = [questions[i : i + cfg.rollout_chunk] for i in range(0, len(questions), cfg.rollout_chunk)]
     rollouts_path = out_dir / "rollouts.jsonl"
 
     with JsonlAppender(rollouts_path) as store:
         made_by = {r["policy"] for r in store.rows.values()} - {cfg.policy}
         if made_by:
-            raise DataError(f"{shown(rollouts_path)} holds rollouts of POLICY={made_by.pop()}, not "
-                            f"{cfg.policy}; move it away or set ROLLOUT_SUBDIR")  # fmt: skip
+            raise DataError(
+                f"{shown(rollouts_path)} holds rollouts of POLICY={made_by.pop()}, not "
+                f"{cfg.policy}; move it away or set ROLLOUT_SUBDIR"
+            )
         done = sum(q["id"] in store for q in questions)
-        print(f"rollouts: {done} of {len(questions)} questions already done; K="
-              f"{cfg.rollouts_per_question} over {len(arms)} arms ({cfg.bandit})")  # fmt: skip
+        print(
+            f"rollouts: {done} of {len(questions)} questions already done; K="
+            f"{cfg.rollouts_per_question} over {len(arms)} arms ({cfg.bandit})"
+        )
         # The bandit's state is replayed from the saved rows, so a resumed run picks the same arms.
         for q in questions:
             for t in store.rows[q["id"]]["trajectories"] if q["id"] in store else []:
                 if t["arm"] in arm_index:
                     bandit.update(arm_index[t["arm"]], t["bandit_reward"])
         if done < len(questions):
-            model, tokenizer = load_model(
-                policy.path, cfg, made_by=PHASES.get(cfg.policy, "phaseB")
-            )
+            model, tokenizer = load_model(policy.path, cfg, made_by=PHASES.get(cfg.policy, "phaseB"))
             judge = make_judge(cfg, task, model, tokenizer, out_dir)
             for index, chunk in enumerate(chunks):
                 todo = [q for q in chunk if q["id"] not in store]
                 if not todo:
                     continue
-                for row in rollout_chunk(cfg, task, model, tokenizer, todo, drafts, bandit, arms,
-                                         index, judge):  # fmt: skip
+                for row in rollout_chunk(
+                    cfg, task, model, tokenizer, todo, drafts, bandit, arms, index, judge
+                ):
                     store.append(row)
                     for t in row["trajectories"]:
                         bandit.update(arm_index[t["arm"]], t["bandit_reward"])
@@ -168,14 +201,19 @@ def main() -> None:
     if cfg.pair_mode == "spin":
         inputs["train_cot"] = cfg.data_dir / "train_cot.jsonl"
         targets = {r["id"]: r for r in read_jsonl(inputs["train_cot"], made_by="datasets")}
-        pairs = [
-            p for r in rows for p in spin_pairs(r, targets.get(r["id"]), cfg.pairs_per_question)
-        ]
+        pairs = [p for r in rows for p in spin_pairs(r, targets.get(r["id"]), cfg.pairs_per_question)]
         counts = [outcome_counts(r) for r in rows]
     else:
-        made = [correctness_first_pairs(r, cfg.pairs_per_question, cfg.coherence_margin,
-                                        cfg.random_seed, cfg.rejected_cut == "first_error")
-                for r in rows]  # fmt: skip
+        made = [
+            correctness_first_pairs(
+                r,
+                cfg.pairs_per_question,
+                cfg.coherence_margin,
+                cfg.random_seed,
+                cfg.rejected_cut == "first_error",
+            )
+            for r in rows
+        ]
         pairs = [p for ps, _ in made for p in ps]
         counts = [c for _, c in made]
     prefs_path, sharegpt_path = (
@@ -186,8 +224,11 @@ def main() -> None:
     write_jsonl(sharegpt_path, [to_sharegpt_preference(p) for p in pairs])
 
     report = build_rollout_report(rows, pairs, counts, bandit.state())
-    report_paths = [out_dir / "rollout_report.json", out_dir / "rollout_report.md",
-                    out_dir / "rollout_scores.png"]  # fmt: skip
+    report_paths = [
+        out_dir / "rollout_report.json",
+        out_dir / "rollout_report.md",
+        out_dir / "rollout_scores.png",
+    ]
     write_json(report_paths[0], report)
     report_paths[1].write_text(render_markdown(report))
     plot_rollout_scores(rows, SCORES, report_paths[2])
@@ -198,16 +239,18 @@ def main() -> None:
         sharegpt_path,
         *report_paths,
     ]
-    manifest = write_manifest(
-        out_dir, "rollouts", cfg, inputs, outputs, {"report": report}, started
-    )
+    manifest = write_manifest(out_dir, "rollouts", cfg, inputs, outputs, {"report": report}, started)
     print(render_markdown(report))
     if not pairs:
-        print(f"warning: no preference pairs: every question was all correct or all wrong "
-              f"({report['all_correct_questions']} / {report['all_wrong_questions']}); raise "
-              f"ROLLOUTS_PER_QUESTION or the temperatures")  # fmt: skip
-    print(f"wrote {shown(rollouts_path)}, {shown(prefs_path)} ({len(pairs)} pairs), "
-          f"{shown(report_paths[1])}; manifest {shown(manifest)}")  # fmt: skip
+        print(
+            f"warning: no preference pairs: every question was all correct or all wrong "
+            f"({report['all_correct_questions']} / {report['all_wrong_questions']}); raise "
+            f"ROLLOUTS_PER_QUESTION or the temperatures"
+        )
+    print(
+        f"wrote {shown(rollouts_path)}, {shown(prefs_path)} ({len(pairs)} pairs), "
+        f"{shown(report_paths[1])}; manifest {shown(manifest)}"
+    )
 
 
 def make_judge(cfg, task, model, tokenizer, out_dir):

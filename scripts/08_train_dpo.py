@@ -11,15 +11,15 @@ import time
 from pathlib import Path
 
 from common.config import load_config, print_config, shown
-from common.dpo import (
+from common.errors import DataError, run_main
+from common.eval.evaluate import resolve_checkpoint
+from common.train.dpo import (
     LooperDPOTrainer,
     attach_reference_logps,
     noisy_threshold,
     reference_cache_path,
 )
-from common.errors import DataError, run_main
-from common.evaluation import resolve_checkpoint
-from common.training import (
+from common.train.setup import (
     already_done,
     finish,
     load_student,
@@ -28,7 +28,7 @@ from common.training import (
     require_rows,
     resume_from,
     trainer_args,
-)  # fmt: skip
+)
 
 SEED_SCHEDULE_EPOCHS = 4
 
@@ -50,7 +50,7 @@ def load_pairs(path: Path):
     pairs = load_dataset("json", data_files=str(path), split="train")
     if "rejected_cut" not in pairs.column_names:
         pairs = pairs.add_column("rejected_cut", [False] * len(pairs))
-    keep = [c for c in pairs.column_names if c in ("id", "prompt", "chosen", "rejected", "rejected_cut")]  # fmt: skip
+    keep = [c for c in pairs.column_names if c in ("id", "prompt", "chosen", "rejected", "rejected_cut")]
     return pairs.select_columns(keep)
 
 
@@ -72,12 +72,12 @@ def main() -> None:
 
     pairs = concatenate_datasets([load_pairs(f) for f in files]).shuffle(seed=cfg.random_seed)
     if len(pairs) < 2:
-        raise DataError(
-            f"{', '.join(shown(f) for f in files)}: {len(pairs)} pairs; DPO needs at least 2"
-        )
+        raise DataError(f"{', '.join(shown(f) for f in files)}: {len(pairs)} pairs; DPO needs at least 2")
     split = pairs.train_test_split(test_size=max(1, len(pairs) // 10), seed=cfg.random_seed)
-    print(f"phaseC: {len(split['train'])} train / {len(split['test'])} dev pairs from "
-          f"{', '.join(shown(f) for f in files)}; loss {cfg.dpo_loss}, schedule {cfg.dpo_schedule}")  # fmt: skip
+    print(
+        f"phaseC: {len(split['train'])} train / {len(split['test'])} dev pairs from "
+        f"{', '.join(shown(f) for f in files)}; loss {cfg.dpo_loss}, schedule {cfg.dpo_schedule}"
+    )
 
     seed_schedule = cfg.dpo_schedule == "seed"
     epochs = SEED_SCHEDULE_EPOCHS if seed_schedule else cfg.dpo_epochs
@@ -89,7 +89,7 @@ def main() -> None:
         model=model,
         args=DPOConfig(
             **args, beta=cfg.dpo_beta, precompute_ref_log_probs=False, remove_unused_columns=False
-        ),  # fmt: skip
+        ),
         train_dataset=split["train"],
         eval_dataset=split["test"],
         processing_class=tokenizer,

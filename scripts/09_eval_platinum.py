@@ -15,22 +15,22 @@ import random
 import time
 
 from common.config import load_config, print_config, shown
-from common.drafts import write_drafts
+from common.data.tasks import get_task
 from common.errors import DataError, run_main
-from common.evaluation import (
+from common.eval.evaluate import (
     answer_questions,
     available_checkpoints,
     grade,
     resolve_checkpoint,
     summarize,
-)  # fmt: skip
+)
+from common.eval.question_judge import question_win_rate
+from common.eval.report import build_report
+from common.eval.stats import mcnemar_exact
 from common.jsonl import read_jsonl, write_json, write_jsonl
-from common.judge import question_win_rate
 from common.manifest import write_manifest
-from common.modeling import load_model
-from common.report import build_report
-from common.stats import mcnemar_exact
-from common.tasks import get_task
+from common.models.loading import load_model
+from common.rollout.drafts import write_drafts
 
 
 def grade_only(cfg, task, path, out_path) -> None:
@@ -54,24 +54,34 @@ def grade_only(cfg, task, path, out_path) -> None:
         if "output" not in row or "id" not in row:
             raise DataError(f"{path}:{i + 1}: a row needs 'id' and 'output'")
         if "gold" in row:
-            gold = task.normalize({"question": "-", "answer": row["gold"]}, f"{path}:{i + 1}")[
-                "answer"
-            ]
+            gold = task.normalize({"question": "-", "answer": row["gold"]}, f"{path}:{i + 1}")["answer"]
         else:
             gold = gold_by_id.get(row["id"])
         if gold is None:  # counted as wrong, never dropped from the denominator
             unknown.append(row["id"])
-            graded.append({"id": row["id"], "pred": task.extract_answer(row["output"]),
-                           "correct": False, "parse_ok": False, "gold": None, "unknown_id": True})  # fmt: skip
+            graded.append(
+                {
+                    "id": row["id"],
+                    "pred": task.extract_answer(row["output"]),
+                    "correct": False,
+                    "parse_ok": False,
+                    "gold": None,
+                    "unknown_id": True,
+                }
+            )
             continue
         graded.append({"id": row["id"], **grade(task, row["output"], gold), "gold": gold})
     write_jsonl(out_path, graded)
     s = summarize(task, graded)
-    print(f"graded {s['n']} rows: accuracy {s['accuracy']:.1%} (95% CI {s['ci95'][0]:.1%}–"
-          f"{s['ci95'][1]:.1%}), parse failures {s['parse_failures']}; wrote {shown(out_path)}")  # fmt: skip
+    print(
+        f"graded {s['n']} rows: accuracy {s['accuracy']:.1%} (95% CI {s['ci95'][0]:.1%}–"
+        f"{s['ci95'][1]:.1%}), parse failures {s['parse_failures']}; wrote {shown(out_path)}"
+    )
     if unknown:
-        print(f"{len(unknown)} rows have ids not in the test split and no gold (e.g. "
-              f"{', '.join(unknown[:3])}); they count as wrong")  # fmt: skip
+        print(
+            f"{len(unknown)} rows have ids not in the test split and no gold (e.g. "
+            f"{', '.join(unknown[:3])}); they count as wrong"
+        )
 
 
 def eval_path(out, name: str):
@@ -111,9 +121,7 @@ def main() -> None:
     test_path = cfg.data_dir / "test.jsonl"
     test = read_jsonl(test_path, made_by="sample")
     test = test[: cfg.eval_samples] if cfg.eval_samples else test
-    specs = [
-        s.strip() for s in cfg.eval_checkpoints.split(",") if s.strip()
-    ] or available_checkpoints(cfg)
+    specs = [s.strip() for s in cfg.eval_checkpoints.split(",") if s.strip()] or available_checkpoints(cfg)
     checkpoints = [resolve_checkpoint(cfg, spec) for spec in specs]  # a missing one stops here
     print(f"evaluating {', '.join(c.name for c in checkpoints)} on {len(test)} test questions")
 
@@ -123,8 +131,10 @@ def main() -> None:
         drafts = {i: r["draft"] for i, r in rows.items()}
 
     out = cfg.output_dir
-    results, summary = {}, {"task": cfg.task, "n_questions": len(test),
-                            "test_source": shown(test_path), "checkpoints": {}}  # fmt: skip
+    results, summary = (
+        {},
+        {"task": cfg.task, "n_questions": len(test), "test_source": shown(test_path), "checkpoints": {}},
+    )
     last = checkpoints[-1]
     copy_of = loop_selection(cfg, specs)
     for ckpt in checkpoints:
@@ -132,22 +142,26 @@ def main() -> None:
             rows = results[copy_of[ckpt.name]]
         else:
             model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
-            rows = answer_questions(cfg, model, tokenizer, task, test, ckpt,
-                                    drafts if ckpt.with_draft else None, desc=ckpt.name)  # fmt: skip
+            rows = answer_questions(
+                cfg, model, tokenizer, task, test, ckpt, drafts if ckpt.with_draft else None, desc=ckpt.name
+            )
         write_jsonl(eval_path(out, ckpt.name), rows)
         results[ckpt.name] = rows
         summary["checkpoints"][ckpt.name] = summarize(task, rows) | {
-            "strategy": ckpt.strategy, "with_draft": ckpt.with_draft, "path": shown(ckpt.path)}  # fmt: skip
+            "strategy": ckpt.strategy,
+            "with_draft": ckpt.with_draft,
+            "path": shown(ckpt.path),
+        }
         s = summary["checkpoints"][ckpt.name]
-        print(f"{ckpt.name}: {s['accuracy']:.1%} (95% CI {s['ci95'][0]:.1%}–{s['ci95'][1]:.1%}), "
-              f"parse failures {s['parse_failure_rate']:.1%}, truncated {s['truncation_rate']:.1%}")  # fmt: skip
+        print(
+            f"{ckpt.name}: {s['accuracy']:.1%} (95% CI {s['ci95'][0]:.1%}–{s['ci95'][1]:.1%}), "
+            f"parse failures {s['parse_failure_rate']:.1%}, truncated {s['truncation_rate']:.1%}"
+        )
 
         if ckpt is last and cfg.eval_ablations and ckpt.with_draft and len(checkpoints) > 1:
             if ckpt.name in copy_of:
                 model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
-            summary["ablations"] = draft_ablations(
-                cfg, task, test, ckpt, model, tokenizer, drafts, rows
-            )
+            summary["ablations"] = draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, rows)
         model = tokenizer = None  # free it before the next checkpoint loads (a 7B on one GPU)
 
     if "ablations" not in summary:
@@ -166,8 +180,9 @@ def main() -> None:
     write_json(out / "summary.json", summary)
     report = build_report(cfg)
     outputs = [eval_path(out, n) for n in names] + [out / "summary.json", report]
-    write_manifest(out, "eval", cfg, {"test": test_path} | {c.name: c.path for c in checkpoints},
-                   outputs, {}, started)  # fmt: skip
+    write_manifest(
+        out, "eval", cfg, {"test": test_path} | {c.name: c.path for c in checkpoints}, outputs, {}, started
+    )
     print(f"\nreport: {shown(report)}")
     section = report.read_text().split("## Executive summary", 1)[1].split("\n\n")[1]
     print(section)  # the headline table
@@ -180,11 +195,7 @@ def loop_selection(cfg, specs: list[str]) -> dict[str, str]:
     if "phaseC" not in specs or not selection.is_file():
         return {}
     source = json.loads(selection.read_text()).get("spec")
-    return (
-        {"phaseC": source}
-        if source in specs and specs.index(source) < specs.index("phaseC")
-        else {}
-    )
+    return {"phaseC": source} if source in specs and specs.index(source) < specs.index("phaseC") else {}
 
 
 def question_quality(cfg, task, test, last) -> dict:
@@ -195,15 +206,13 @@ def question_quality(cfg, task, test, last) -> dict:
         return question_win_rate(cfg, task, [], {}, {}, cfg.data_dir / "teacher_cost.jsonl")
     subset = test[: cfg.judge_samples]
     base = write_drafts(cfg, task, subset, cfg.data_dir / "test_drafts.jsonl", cfg.model)
-    mine = write_drafts(
-        cfg, task, subset, cfg.data_dir / f"test_drafts_{last.name}.jsonl", last.path
-    )
+    mine = write_drafts(cfg, task, subset, cfg.data_dir / f"test_drafts_{last.name}.jsonl", last.path)
     return question_win_rate(cfg, task, subset, mine, base, cfg.data_dir / "teacher_cost.jsonl")
 
 
 def draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, with_draft_rows) -> dict:
     """The seed's validation: no draft (question only), and another question's draft."""
-    from common.attribution import draft_share
+    from common.eval.attribution import draft_share
 
     ids = [q["id"] for q in test]
     shuffled_ids = ids[:]
@@ -216,9 +225,7 @@ def draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, with_draft_
     for name, variant_drafts in variants.items():
         rows = answer_questions(cfg, model, tokenizer, task, test, ckpt, variant_drafts, desc=name)
         write_jsonl(eval_path(cfg.output_dir, f"{ckpt.name}_{name}"), rows)
-        out["variants"][name] = summarize(task, rows) | {
-            "vs_with_draft": pair_stats(with_draft_rows, rows)
-        }
+        out["variants"][name] = summarize(task, rows) | {"vs_with_draft": pair_stats(with_draft_rows, rows)}
     if cfg.gen_backend == "vllm":  # integrated gradients need the torch model
         return out | {"attribution_note": "not measured with GEN_BACKEND=vllm"}
     shares = []

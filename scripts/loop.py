@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 
 from common.config import load_config, print_config, shown, split_list
-from common.drafts import read_draft_texts
+from common.data.tasks import get_task
 from common.errors import LooperError, run_main
-from common.evaluation import answer_questions, resolve_checkpoint, summarize
+from common.eval.evaluate import answer_questions, resolve_checkpoint, summarize
 from common.jsonl import read_jsonl, write_json
 from common.manifest import write_manifest
-from common.modeling import load_model
+from common.models.loading import load_model
 from common.plots import plot_loop
-from common.tasks import get_task
+from common.rollout.drafts import read_draft_texts
 
 SCRIPTS = Path(__file__).resolve().parent
 
@@ -45,9 +45,7 @@ def dev_accuracy(cfg, task, spec: str, dev: list[dict], drafts: dict) -> float:
     checkpoint = resolve_checkpoint(cfg, spec)
     model, tokenizer = load_model(checkpoint.path, cfg)
     use = drafts if checkpoint.with_draft else None
-    rows = answer_questions(
-        cfg, model, tokenizer, task, dev, checkpoint, use, f"dev {checkpoint.name}"
-    )
+    rows = answer_questions(cfg, model, tokenizer, task, dev, checkpoint, use, f"dev {checkpoint.name}")
     return round(summarize(task, rows)["accuracy"], 4)
 
 
@@ -61,9 +59,7 @@ def main() -> None:
     dev_path = cfg.data_dir / "dev.jsonl"
     dev = read_jsonl(dev_path, made_by="sample")
     if not dev:
-        raise LooperError(
-            f"{shown(dev_path)} is empty; the loop picks rounds on dev: set DEV_SAMPLES"
-        )
+        raise LooperError(f"{shown(dev_path)} is empty; the loop picks rounds on dev: set DEV_SAMPLES")
     drafts = read_draft_texts(cfg)
     loop_dir = cfg.checkpoint_dir / "loop"
     loop_dir.mkdir(parents=True, exist_ok=True)
@@ -80,25 +76,49 @@ def main() -> None:
     policy = cfg.policy
     start = {"round": 0, "policy": policy, "dev_accuracy": accuracy(policy)}
     rounds, best, best_accuracy, stale = [start], None, start["dev_accuracy"], 0
-    print(f"loop: start from {policy}, dev accuracy {start['dev_accuracy']:.1%}; up to "
-          f"{cfg.iterations} rounds, losses {', '.join(losses)}")  # fmt: skip
+    print(
+        f"loop: start from {policy}, dev accuracy {start['dev_accuracy']:.1%}; up to "
+        f"{cfg.iterations} rounds, losses {', '.join(losses)}"
+    )
     for n in range(1, cfg.iterations + 1):
         subdir = f"loop/round{n}"
         run_stage("07_rollouts.py", [sys.executable], POLICY=policy, ROLLOUT_SUBDIR=subdir)
         candidates = {}
         for loss in losses:
             out = f"loop/round{n}-{loss}"
-            run_stage("08_train_dpo.py", launch, POLICY=policy, ROLLOUT_SUBDIR=subdir,
-                      DPO_DATA="preferences", DPO_LOSS=loss, DPO_OUTPUT=out)  # fmt: skip
-            candidates[loss] = {"checkpoint": str(cfg.checkpoint_dir / out), "spec": out,
-                                "dev_accuracy": accuracy(str(cfg.checkpoint_dir / out))}  # fmt: skip
+            run_stage(
+                "08_train_dpo.py",
+                launch,
+                POLICY=policy,
+                ROLLOUT_SUBDIR=subdir,
+                DPO_DATA="preferences",
+                DPO_LOSS=loss,
+                DPO_OUTPUT=out,
+            )
+            candidates[loss] = {
+                "checkpoint": str(cfg.checkpoint_dir / out),
+                "spec": out,
+                "dev_accuracy": accuracy(str(cfg.checkpoint_dir / out)),
+            }
         loss = max(candidates, key=lambda k: candidates[k]["dev_accuracy"])
         chosen = candidates[loss]
         report = read_json_if(cfg.data_dir / subdir / "rollout_report.json")
-        rounds.append({"round": n, "policy": policy, "loss": loss, **chosen, "candidates": candidates,
-                       "pairs": report.get("pairs", {}), "trajectory_accuracy": report.get("trajectory_accuracy")})  # fmt: skip
-        print(f"loop: round {n}: " + ", ".join(f"{k} {v['dev_accuracy']:.1%}" for k, v in candidates.items())
-              + f" -> {loss}")  # fmt: skip
+        rounds.append(
+            {
+                "round": n,
+                "policy": policy,
+                "loss": loss,
+                **chosen,
+                "candidates": candidates,
+                "pairs": report.get("pairs", {}),
+                "trajectory_accuracy": report.get("trajectory_accuracy"),
+            }
+        )
+        print(
+            f"loop: round {n}: "
+            + ", ".join(f"{k} {v['dev_accuracy']:.1%}" for k, v in candidates.items())
+            + f" -> {loss}"
+        )
         if best is None or chosen["dev_accuracy"] > best["dev_accuracy"]:
             best = rounds[-1]
         # A round improves when it beats every earlier policy on dev, the starting one included.
@@ -107,15 +127,16 @@ def main() -> None:
         write_state(state_path, rounds, best, known)
         policy = chosen["checkpoint"]
         if stale >= cfg.loop_patience and n < cfg.iterations:
-            print(
-                f"loop: no dev gain for {stale} round(s); stopping (LOOP_PATIENCE={cfg.loop_patience})"
-            )
+            print(f"loop: no dev gain for {stale} round(s); stopping (LOOP_PATIENCE={cfg.loop_patience})")
             break
 
     if best["dev_accuracy"] <= start["dev_accuracy"]:
         # No round beat the starting policy on dev: Phase C keeps it rather than a worse model.
-        best = start | {"checkpoint": resolve_checkpoint(cfg, start["policy"]).path,
-                        "spec": start["policy"], "loss": None}  # fmt: skip
+        best = start | {
+            "checkpoint": resolve_checkpoint(cfg, start["policy"]).path,
+            "spec": start["policy"],
+            "loss": None,
+        }
         print(f"loop: no round beat {start['policy']} on dev; phaseC keeps {start['policy']}")
     phase_c = cfg.checkpoint_dir / "phaseC"
     if phase_c.exists():  # keep what was there: a `make dpo` result is not thrown away
@@ -124,16 +145,30 @@ def main() -> None:
         phase_c.rename(aside)
         print(f"loop: moved the previous {shown(phase_c)} to {shown(aside)}")
     shutil.copytree(best["checkpoint"], phase_c)
-    selection = {"source": shown(best["checkpoint"]), "spec": best["spec"], "round": best["round"],
-                 "loss": best["loss"], "dev_accuracy": best["dev_accuracy"],
-                 "start_dev_accuracy": start["dev_accuracy"]}  # fmt: skip
+    selection = {
+        "source": shown(best["checkpoint"]),
+        "spec": best["spec"],
+        "round": best["round"],
+        "loss": best["loss"],
+        "dev_accuracy": best["dev_accuracy"],
+        "start_dev_accuracy": start["dev_accuracy"],
+    }
     write_json(phase_c / "selection.json", selection)
     plot_loop(rounds, loop_dir / "loop.png")
     write_state(state_path, rounds, best, known)
-    write_manifest(loop_dir, "loop", cfg, {"dev": dev_path}, [state_path, loop_dir / "loop.png"],
-                   {"best_round": best["round"]}, started)  # fmt: skip
-    print(f"loop: best round {best['round']} ({best['loss'] or best['spec']}, dev {best['dev_accuracy']:.1%}, start "
-          f"{start['dev_accuracy']:.1%}) copied to {shown(phase_c)}; per-round table in {shown(state_path)}")  # fmt: skip
+    write_manifest(
+        loop_dir,
+        "loop",
+        cfg,
+        {"dev": dev_path},
+        [state_path, loop_dir / "loop.png"],
+        {"best_round": best["round"]},
+        started,
+    )
+    print(
+        f"loop: best round {best['round']} ({best['loss'] or best['spec']}, dev {best['dev_accuracy']:.1%}, start "
+        f"{start['dev_accuracy']:.1%}) copied to {shown(phase_c)}; per-round table in {shown(state_path)}"
+    )
 
 
 def read_json_if(path: Path) -> dict:

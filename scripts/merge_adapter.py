@@ -9,8 +9,9 @@ import time
 from common.config import load_config, print_config, shown
 from common.errors import ConfigError, run_main
 from common.manifest import write_manifest
-from common.modeling import adapter_base, is_adapter, load_tokenizer
-from common.training import require_checkpoint
+from common.models.checkpoints import adapter_base, is_adapter
+from common.models.loading import load_tokenizer
+from common.train.setup import require_checkpoint
 
 
 def main() -> None:
@@ -26,11 +27,14 @@ def main() -> None:
     made_by = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "dpo"}[args.phase]
     adapter = require_checkpoint(cfg.checkpoint_dir / args.phase, made_by=made_by)
     if not is_adapter(adapter):
-        raise ConfigError(f"{shown(adapter)} holds full weights (FINETUNE=full), not an adapter: "
-                          f"it is already a standalone model; use that folder as it is")  # fmt: skip
+        raise ConfigError(
+            f"{shown(adapter)} holds full weights (FINETUNE=full), not an adapter: "
+            f"it is already a standalone model; use that folder as it is"
+        )
     base = adapter_base(adapter)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, cfg.compute_dtype),
-                                                 token=cfg.hf_token or None)  # fmt: skip
+    model = AutoModelForCausalLM.from_pretrained(
+        base, dtype=getattr(torch, cfg.compute_dtype), token=cfg.hf_token or None
+    )
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     out = cfg.checkpoint_dir / f"merged-{args.phase}"
     merged.save_pretrained(out)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from common.config import TINY_MODEL_DIR, load_config, shown
 from common.errors import run_main
-from common.tiny_model import build_tiny_model
+from common.models.tiny import build_tiny_model
 
 
 def main() -> None:
@@ -20,8 +20,9 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--vocab-size", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--embedding-std", type=float, default=0.15,
-                        help="initial embedding scale (see build_tiny_model)")  # fmt: skip
+    parser.add_argument(
+        "--embedding-std", type=float, default=0.15, help="initial embedding scale (see build_tiny_model)"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild an existing model")
     cfg, args = load_config(parser=parser)
     out = Path(args.out) if args.out else cfg.base_dir / TINY_MODEL_DIR
@@ -29,13 +30,23 @@ def main() -> None:
         print(f"tiny model: {shown(out)} exists (--force rebuilds it)")
         return
     started = time.time()
-    build_tiny_model(out, args.hidden, args.layers, args.heads, args.vocab_size, args.seed,
-                     cfg.tiny_pretrain_steps, args.embedding_std)  # fmt: skip
+    build_tiny_model(
+        out,
+        args.hidden,
+        args.layers,
+        args.heads,
+        args.vocab_size,
+        args.seed,
+        cfg.tiny_pretrain_steps,
+        args.embedding_std,
+    )
     from transformers import AutoModelForCausalLM
 
     params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(out).parameters())
-    print(f"tiny model: {params / 1e6:.2f}M parameters, pretrained {cfg.tiny_pretrain_steps} steps "
-          f"-> {shown(out)} ({time.time() - started:.1f}s)")  # fmt: skip
+    print(
+        f"tiny model: {params / 1e6:.2f}M parameters, pretrained {cfg.tiny_pretrain_steps} steps "
+        f"-> {shown(out)} ({time.time() - started:.1f}s)"
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ import json
 import pytest
 from conftest import shared_file
 
-from common.answers import extract_number, extract_yes_no, normalize_number, numbers_equal
-from common.tasks import get_task
+from common.data.answers import extract_number, extract_yes_no, normalize_number, numbers_equal
+from common.data.tasks import get_task
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,6 @@ def test_grader_agrees_with_openai_is_correct_labels():
         for solution in (v for v in row.values() if isinstance(v, dict) and "is_correct" in v):
             total += 1
             agree += (
-                task.is_correct(task.extract_answer(solution["solution"]), gold)
-                == solution["is_correct"]
+                task.is_correct(task.extract_answer(solution["solution"]), gold) == solution["is_correct"]
             )
     assert total == 5276 and agree == total

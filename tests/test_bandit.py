@@ -4,10 +4,18 @@ import random
 
 import pytest
 
-from common.bandit import Bandit
+from common.rollout.bandit import Bandit
 
-ARMS = ["none@0.3", "cot@0.3", "explicit@0.3", "alternating@0.3", "none@0.8", "cot@0.8",
-        "explicit@0.8", "alternating@0.8"]  # fmt: skip
+ARMS = [
+    "none@0.3",
+    "cot@0.3",
+    "explicit@0.3",
+    "alternating@0.3",
+    "none@0.8",
+    "cot@0.8",
+    "explicit@0.8",
+    "alternating@0.8",
+]
 SUCCESS = [0.1, 0.8, 0.5, 0.4, 0.1, 0.6, 0.3, 0.2]  # cot@0.3 is the best arm
 
 

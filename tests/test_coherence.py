@@ -2,7 +2,7 @@
 
 import pytest
 
-from common.coherence import intermediate_numbers, reward, s_end, s_path, s_wm
+from common.rollout.coherence import intermediate_numbers, reward, s_end, s_path, s_wm
 
 TRAJECTORIES = [
     "23 + 45 = 68.\n68 - 17 = 51.\nThe answer is: 51",

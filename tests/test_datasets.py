@@ -5,18 +5,26 @@ import json
 
 import pytest
 from conftest import run_script
+from fake_api import FakeAPI
 
 from common.config import STRATEGIES, TASKS
-from common.fake_api import FakeAPI
+from common.data.prompts import HINT, build_target, render_prompt
+from common.data.records import sft_record
+from common.data.synthetic import generate
+from common.data.tasks import get_task
 from common.jsonl import read_jsonl
-from common.prompts import HINT, build_target, render_prompt
-from common.records import sft_record
-from common.synthetic import generate
-from common.tasks import get_task
 
 KEY = "sk-datasets-test-key-000000"
-TRAIN_FILES = ("train_baseline", "train_cot", "dev_baseline", "dev_cot", "pairs",
-               "sharegpt_baseline", "sharegpt_cot", "teacher_heldout")  # fmt: skip
+TRAIN_FILES = (
+    "train_baseline",
+    "train_cot",
+    "dev_baseline",
+    "dev_cot",
+    "pairs",
+    "sharegpt_baseline",
+    "sharegpt_cot",
+    "teacher_heldout",
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +105,11 @@ def test_gold_policy_keeps_reasoning_and_corrects_answers(upstream, tmp_path):
 
 
 def test_rationalize_through_the_api_without_leaking_the_hint(upstream, tmp_path):
-    env = fresh(upstream, tmp_path) | {"TEACHER": "openai", "OPENAI_API_KEY": KEY,
-                                       "DISAGREEMENT": "rationalize"}  # fmt: skip
+    env = fresh(upstream, tmp_path) | {
+        "TEACHER": "openai",
+        "OPENAI_API_KEY": KEY,
+        "DISAGREEMENT": "rationalize",
+    }
     sample = data(tmp_path, "sample_train")
     leaky_q = next(q["question"] for q in sample if q["answer"] == "yes")
 
@@ -174,17 +185,23 @@ def test_trl_trainers_accept_the_files(upstream, tmp_path, tiny_model_dir):
     assert stage(tmp_path, env, "03_teacher.py").returncode == 0
     assert stage(tmp_path, env, "04_build_datasets.py").returncode == 0
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    common = {"output_dir": str(tmp_path / "out"), "max_steps": 1, "per_device_train_batch_size": 2,
-              "report_to": [], "use_cpu": True, "save_strategy": "no"}  # fmt: skip
-    sft_data = load_dataset(
-        "json", data_files=str(tmp_path / "data/compare/train_cot.jsonl"), split="train"
+    common = {
+        "output_dir": str(tmp_path / "out"),
+        "max_steps": 1,
+        "per_device_train_batch_size": 2,
+        "report_to": [],
+        "use_cpu": True,
+        "save_strategy": "no",
+    }
+    sft_data = load_dataset("json", data_files=str(tmp_path / "data/compare/train_cot.jsonl"), split="train")
+    sft = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        args=SFTConfig(**common),
+        train_dataset=sft_data,
+        processing_class=tok,
     )
-    sft = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                     args=SFTConfig(**common), train_dataset=sft_data, processing_class=tok)  # fmt: skip
     row = sft.train_dataset[0]
-    prompt_ids = [
-        t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label == -100
-    ]
+    prompt_ids = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label == -100]
     learned = tok.decode(
         [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
     )
@@ -195,9 +212,11 @@ def test_trl_trainers_accept_the_files(upstream, tmp_path, tiny_model_dir):
     expected = tok(render_prompt(tok, record["prompt"]), add_special_tokens=False)["input_ids"]
     assert prompt_ids == expected  # the trainer's prompt tokens are the eval prompt's tokens
     assert sft.train().training_loss > 0
-    pairs = load_dataset(
-        "json", data_files=str(tmp_path / "data/compare/pairs.jsonl"), split="train"
+    pairs = load_dataset("json", data_files=str(tmp_path / "data/compare/pairs.jsonl"), split="train")
+    dpo = DPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        args=DPOConfig(**common),
+        train_dataset=pairs,
+        processing_class=tok,
     )
-    dpo = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                     args=DPOConfig(**common), train_dataset=pairs, processing_class=tok)  # fmt: skip
     assert dpo.train().training_loss > 0

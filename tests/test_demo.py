@@ -11,33 +11,49 @@ from conftest import ROOT, offline_env
 def test_small_demo_runs_every_stage_and_writes_every_artifact(tmp_path):
     env = offline_env(tmp_path)
     env.pop("LOOPER_ENV_FILE")  # the demo sets its own
-    proc = subprocess.run(["make", "--no-print-directory", "demo", "DEMO_SMALL=1"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "demo", "DEMO_SMALL=1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "demo: every stage ran in" in proc.stdout
 
     d, ck, out = tmp_path / "data/arith", tmp_path / "checkpoints/arith", tmp_path / "outputs/arith"
     artifacts = [
         tmp_path / "checkpoints/tiny-base/model.safetensors",
-        d / "sample_train.jsonl", d / "dev.jsonl", d / "test.jsonl",  # 01
+        d / "sample_train.jsonl",
+        d / "dev.jsonl",
+        d / "test.jsonl",  # 01
         d / "student_drafts.jsonl",  # 02
-        d / "teacher_outputs.jsonl", d / "teacher_cost.jsonl",  # 03
-        d / "train_baseline.jsonl", d / "train_cot.jsonl", d / "data_report.json",  # 04
-        ck / "phaseA/model.safetensors", ck / "phaseB/model.safetensors",  # 05, 06 (full weights)
-        d / "loop/round1/rollouts.jsonl", d / "loop/round1/preferences.jsonl",  # 07
+        d / "teacher_outputs.jsonl",
+        d / "teacher_cost.jsonl",  # 03
+        d / "train_baseline.jsonl",
+        d / "train_cot.jsonl",
+        d / "data_report.json",  # 04
+        ck / "phaseA/model.safetensors",
+        ck / "phaseB/model.safetensors",  # 05, 06 (full weights)
+        d / "loop/round1/rollouts.jsonl",
+        d / "loop/round1/preferences.jsonl",  # 07
         d / "loop/round1/rollout_report.md",
-        ck / "phaseC/model.safetensors", ck / "loop/loop.json",  # 08 and the loop
-        out / "summary.json", out / "report.md", out / "accuracy.png",  # 09
-    ]  # fmt: skip
-    empty = [
-        str(p.relative_to(tmp_path)) for p in artifacts if not p.is_file() or not p.stat().st_size
+        ck / "phaseC/model.safetensors",
+        ck / "loop/loop.json",  # 08 and the loop
+        out / "summary.json",
+        out / "report.md",
+        out / "accuracy.png",  # 09
     ]
+    empty = [str(p.relative_to(tmp_path)) for p in artifacts if not p.is_file() or not p.stat().st_size]
     assert not empty, f"missing or empty: {empty}"
     manifests = [d / f"{s}.manifest.json" for s in ("sample", "drafts", "teacher", "datasets")] + [
-        ck / "phaseA/train.manifest.json", ck / "phaseB/train.manifest.json",
-        d / "loop/round1/rollouts.manifest.json", ck / "loop/loop.manifest.json",
+        ck / "phaseA/train.manifest.json",
+        ck / "phaseB/train.manifest.json",
+        d / "loop/round1/rollouts.manifest.json",
+        ck / "loop/loop.manifest.json",
         out / "eval.manifest.json",
-    ]  # fmt: skip
+    ]
     assert all(json.loads(m.read_text()) for m in manifests)  # every stage finished its run
 
     summary = json.loads((out / "summary.json").read_text())

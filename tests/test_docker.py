@@ -19,17 +19,17 @@ def test_hadolint_reports_nothing():
 
 def test_image_installs_exactly_the_pins():
     installs = re.findall(r"pip install ([^;&|\n\\]+)", DOCKERFILE)
-    allowed = {"-r requirements.txt", "-r requirements-gpu.txt", "--no-deps -e .",
-               "--only-binary=:all: flash-attn"}  # fmt: skip
-    assert {i.strip() for i in installs} <= allowed and "-r requirements.txt" in {
-        i.strip() for i in installs
+    allowed = {
+        "-r requirements.txt",
+        "-r requirements-gpu.txt",
+        "--no-deps -e .",
+        "--only-binary=:all: flash-attn",
     }
+    assert {i.strip() for i in installs} <= allowed and "-r requirements.txt" in {i.strip() for i in installs}
     for name in ("requirements.txt", "requirements-gpu.txt"):
         for line in (ROOT / name).read_text().splitlines():
             line = line.split("#")[0].strip()
-            assert (
-                not line or line == "-r requirements.txt" or re.fullmatch(r"[\w.-]+==[\w.]+", line)
-            ), line
+            assert not line or line == "-r requirements.txt" or re.fullmatch(r"[\w.-]+==[\w.]+", line), line
     assert "bitsandbytes==" in (ROOT / "requirements-gpu.txt").read_text()
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".env", ".git", "data/", "checkpoints/", "outputs/"} <= set(ignored)
@@ -42,21 +42,20 @@ def test_entrypoint_rejects_unknown_targets_and_runs_known_ones():
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("entrypoint: unknown target 'phaseZ'; one of: help setup")
-    proc = subprocess.run(
-        ["bash", "docker/entrypoint.sh", "help"], cwd=ROOT, capture_output=True, text=True
-    )
+    proc = subprocess.run(["bash", "docker/entrypoint.sh", "help"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "docker-build" in proc.stdout and "gpu-setup" in proc.stdout
 
 
 def test_gpu_setup_without_a_gpu_stops_and_changes_nothing():
-    before = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
-    ).stdout
-    proc = subprocess.run(["bash", "scripts/gpu_setup.sh"], cwd=ROOT, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})  # fmt: skip
-    after = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
-    ).stdout
+    before = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    proc = subprocess.run(
+        ["bash", "scripts/gpu_setup.sh"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+    )
+    after = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
     assert proc.returncode == 1 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "no NVIDIA GPU" in proc.stderr
     assert before == after
@@ -64,9 +63,9 @@ def test_gpu_setup_without_a_gpu_stops_and_changes_nothing():
 
 def test_vllm_backend_without_vllm_is_one_line(tmp_path, tiny_model_dir):
     assert run_script("01_sample.py", tmp_path, TRAIN_SAMPLES="4", DEV_SAMPLES="1").returncode == 0
-    proc = run_script(
-        "02_student_drafts.py", tmp_path, GEN_BACKEND="vllm", MODEL_NAME=str(tiny_model_dir)
-    )
+    proc = run_script("02_student_drafts.py", tmp_path, GEN_BACKEND="vllm", MODEL_NAME=str(tiny_model_dir))
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("error: GEN_BACKEND=vllm needs vLLM on a CUDA machine: pip install vllm "
-                                   "(or use the default GEN_BACKEND=hf)")  # fmt: skip
+    assert proc.stderr.strip() == (
+        "error: GEN_BACKEND=vllm needs vLLM on a CUDA machine: pip install vllm "
+        "(or use the default GEN_BACKEND=hf)"
+    )

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from common import dpo_losses as L
+from common.train import losses as L
 
 
 def logsig(x):
@@ -58,9 +58,7 @@ def test_cal_dpo_matches_the_formula():
     expected = []
     for i in range(2):
         rw, rl = ratios(i)
-        expected.append(
-            -logsig(rw - rl) + 0.5 * ((rw - 1 / (2 * BETA)) ** 2 + (rl + 1 / (2 * BETA)) ** 2)
-        )
+        expected.append(-logsig(rw - rl) + 0.5 * ((rw - 1 / (2 * BETA)) ** 2 + (rl + 1 / (2 * BETA)) ** 2))
     assert per_pair("cal_dpo") == pytest.approx(expected, abs=1e-12)
     # pair 0 by hand: r_w = 1, r_l = -2: -log sigma(3) + 0.5 * ((1 - 5)^2 + (-2 + 5)^2) = 12.5486
     assert per_pair("cal_dpo")[0] == pytest.approx(0.04858735157374206 + 12.5, abs=1e-12)

@@ -5,17 +5,21 @@ import json
 import pytest
 from conftest import run_script
 
-from common.evaluation import summarize
+from common.data.tasks import get_task
+from common.eval.evaluate import summarize
+from common.eval.stats import mcnemar_exact, wilson_interval
 from common.jsonl import read_jsonl, write_jsonl
-from common.stats import mcnemar_exact, wilson_interval
-from common.tasks import get_task
 
 
 @pytest.mark.parametrize(
     "k, n, low, high",
-    [(8, 10, 0.4901625, 0.9433178), (0, 10, 0.0, 0.2775328), (50, 100, 0.4038315, 0.5961685),
-     (1209, 1209, 0.9968325, 1.0)],
-)  # fmt: skip
+    [
+        (8, 10, 0.4901625, 0.9433178),
+        (0, 10, 0.0, 0.2775328),
+        (50, 100, 0.4038315, 0.5961685),
+        (1209, 1209, 0.9968325, 1.0),
+    ],
+)
 def test_wilson_interval_known_values(k, n, low, high):
     got = wilson_interval(k, n)
     assert got == pytest.approx((low, high), abs=1e-6)
@@ -35,10 +39,12 @@ def test_mcnemar_exact_known_values():
 
 
 def test_summary_reports_yes_no_bias_and_per_class_accuracy():
-    rows = [{"gold": "yes", "pred": "no", "correct": False, "parse_ok": True},
-            {"gold": "yes", "pred": "yes", "correct": True, "parse_ok": True},
-            {"gold": "no", "pred": "no", "correct": True, "parse_ok": True},
-            {"gold": "no", "pred": None, "correct": False, "parse_ok": False}]  # fmt: skip
+    rows = [
+        {"gold": "yes", "pred": "no", "correct": False, "parse_ok": True},
+        {"gold": "yes", "pred": "yes", "correct": True, "parse_ok": True},
+        {"gold": "no", "pred": "no", "correct": True, "parse_ok": True},
+        {"gold": "no", "pred": None, "correct": False, "parse_ok": False},
+    ]
     s = summarize(get_task("strategyqa"), rows)
     assert s["accuracy"] == 0.5 and s["parse_failures"] == 1
     assert s["accuracy_by_class"] == {"yes": 0.5, "no": 0.5}
@@ -61,12 +67,26 @@ def test_grade_only_mode(tmp_path):
     ]
     write_jsonl(tmp_path / "preds.jsonl", rows)
     out = tmp_path / "graded.jsonl"
-    proc = run_script("09_eval_platinum.py", tmp_path, "--grade-only", str(tmp_path / "preds.jsonl"),
-                      "--task", "gsm8k", "--out", str(out))  # fmt: skip
+    proc = run_script(
+        "09_eval_platinum.py",
+        tmp_path,
+        "--grade-only",
+        str(tmp_path / "preds.jsonl"),
+        "--task",
+        "gsm8k",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     graded = {r["id"]: r for r in read_jsonl(out)}
     assert [graded[i]["correct"] for i in ("a", "b", "c", "t1", "t2", "zzz")] == [
-        True, True, False, True, False, False]  # fmt: skip
+        True,
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
     assert graded["b"]["pred"] == "18" and graded["t2"]["parse_ok"] is False
     assert set(graded["a"]) >= {"id", "pred", "correct", "parse_ok"}
     assert "accuracy 50.0%" in proc.stdout and "6 rows" in proc.stdout
@@ -74,21 +94,32 @@ def test_grade_only_mode(tmp_path):
 
 
 def test_grade_only_yes_no_gold_forms(tmp_path):
-    rows = [{"id": "1", "output": "Yes, because...", "gold": True},
-            {"id": "2", "output": "the answer is: **[NO]**", "gold": "no"},
-            {"id": "3", "output": "I cannot determine that.", "gold": "yes"},
-            {"id": "4", "output": "No.", "gold": "True"}]  # fmt: skip
+    rows = [
+        {"id": "1", "output": "Yes, because...", "gold": True},
+        {"id": "2", "output": "the answer is: **[NO]**", "gold": "no"},
+        {"id": "3", "output": "I cannot determine that.", "gold": "yes"},
+        {"id": "4", "output": "No.", "gold": "True"},
+    ]
     write_jsonl(tmp_path / "p.jsonl", rows)
-    proc = run_script("09_eval_platinum.py", tmp_path, "--grade-only", str(tmp_path / "p.jsonl"),
-                      "--task", "strategyqa", "--out", str(tmp_path / "g.jsonl"))  # fmt: skip
+    proc = run_script(
+        "09_eval_platinum.py",
+        tmp_path,
+        "--grade-only",
+        str(tmp_path / "p.jsonl"),
+        "--task",
+        "strategyqa",
+        "--out",
+        str(tmp_path / "g.jsonl"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert [r["correct"] for r in read_jsonl(tmp_path / "g.jsonl")] == [True, True, False, False]
 
 
 def test_grade_only_empty_file_is_an_error(tmp_path):
     (tmp_path / "p.jsonl").write_text("")
-    proc = run_script("09_eval_platinum.py", tmp_path, "--grade-only", str(tmp_path / "p.jsonl"),
-                      "--task", "gsm8k")  # fmt: skip
+    proc = run_script(
+        "09_eval_platinum.py", tmp_path, "--grade-only", str(tmp_path / "p.jsonl"), "--task", "gsm8k"
+    )
     assert proc.returncode == 1 and "has no predictions to grade" in proc.stderr
 
 
@@ -99,16 +130,21 @@ def test_missing_checkpoint_names_its_target(tmp_path):
     proc = run_script("09_eval_platinum.py", tmp_path, EVAL_CHECKPOINTS="merged-phaseC")
     assert "run `make merge PHASE=phaseC` first" in proc.stderr
     proc = run_script("09_eval_platinum.py", tmp_path, EVAL_CHECKPOINTS="./no/such/model")
-    assert (
-        proc.returncode == 1
-        and "./no/such/model does not exist; check EVAL_CHECKPOINTS" in proc.stderr
-    )
+    assert proc.returncode == 1 and "./no/such/model does not exist; check EVAL_CHECKPOINTS" in proc.stderr
 
 
 def checkpoint_summary(correct, n=200):
-    return {"n": n, "correct": correct, "accuracy": correct / n, "ci95": list(wilson_interval(correct, n)),
-            "parse_failures": 0, "parse_failure_rate": 0.0, "truncation_rate": 0.0,
-            "strategy": "cot", "with_draft": False}  # fmt: skip
+    return {
+        "n": n,
+        "correct": correct,
+        "accuracy": correct / n,
+        "ci95": list(wilson_interval(correct, n)),
+        "parse_failures": 0,
+        "parse_failure_rate": 0.0,
+        "truncation_rate": 0.0,
+        "strategy": "cot",
+        "with_draft": False,
+    }
 
 
 def test_report_from_saved_files(tmp_path):
@@ -116,29 +152,53 @@ def test_report_from_saved_files(tmp_path):
     out.mkdir(parents=True)
     data.mkdir(parents=True)
     summary = {
-        "task": "arith", "n_questions": 200, "test_source": "data/arith/test.jsonl",
-        "checkpoints": {"base": checkpoint_summary(2), "phaseA": checkpoint_summary(20),
-                        "phaseB": checkpoint_summary(120), "phaseC": checkpoint_summary(122)},
-        "comparisons": {"base->phaseA": {"p_value": 1e-5, "only_a": 0, "only_b": 18},
-                        "phaseA->phaseB": {"p_value": 1e-20, "only_a": 2, "only_b": 102},
-                        "phaseB->phaseC": {"p_value": 0.6, "only_a": 10, "only_b": 12}},
+        "task": "arith",
+        "n_questions": 200,
+        "test_source": "data/arith/test.jsonl",
+        "checkpoints": {
+            "base": checkpoint_summary(2),
+            "phaseA": checkpoint_summary(20),
+            "phaseB": checkpoint_summary(120),
+            "phaseC": checkpoint_summary(122),
+        },
+        "comparisons": {
+            "base->phaseA": {"p_value": 1e-5, "only_a": 0, "only_b": 18},
+            "phaseA->phaseB": {"p_value": 1e-20, "only_a": 2, "only_b": 102},
+            "phaseB->phaseC": {"p_value": 0.6, "only_a": 10, "only_b": 12},
+        },
         "ablations": {"note": "Not run: EVAL_ABLATIONS=0."},
         "question_quality": {"note": "not measured."},
-    }  # fmt: skip
+    }
     (out / "summary.json").write_text(json.dumps(summary))
-    (data / "data_report.json").write_text(json.dumps({
-        "teacher": {"ok": 180, "unparseable": 0, "wrong": 20, "refused": 0, "empty": 0,
-                    "api_error": 0, "quality_rate": 0.9},
-        "policy": {"disagreement": "drop"}, "kept_by_source": {"teacher": 180}, "heldout": 18,
-        "classes": {"sample": {}, "kept": {}, "train": {}}, "balance": "none"}))  # fmt: skip
-    write_jsonl(data / "teacher_cost.jsonl", [{"call_id": "x", "usd": 0.25, "cached": False,
-                                              "tokens_in": 100, "tokens_out": 50}])  # fmt: skip
+    (data / "data_report.json").write_text(
+        json.dumps(
+            {
+                "teacher": {
+                    "ok": 180,
+                    "unparseable": 0,
+                    "wrong": 20,
+                    "refused": 0,
+                    "empty": 0,
+                    "api_error": 0,
+                    "quality_rate": 0.9,
+                },
+                "policy": {"disagreement": "drop"},
+                "kept_by_source": {"teacher": 180},
+                "heldout": 18,
+                "classes": {"sample": {}, "kept": {}, "train": {}},
+                "balance": "none",
+            }
+        )
+    )
+    write_jsonl(
+        data / "teacher_cost.jsonl",
+        [{"call_id": "x", "usd": 0.25, "cached": False, "tokens_in": 100, "tokens_out": 50}],
+    )
     proc = run_script("09_eval_platinum.py", tmp_path, "--report-only")
     assert proc.returncode == 0, proc.stderr
     report = (out / "report.md").read_text()
     assert (
-        "| phaseB | ≥ phaseA + 10 pts | 60.0% (53.1%–66.5%) | +50.0 pts vs phaseA | 1e-20 | met |"
-        in report
+        "| phaseB | ≥ phaseA + 10 pts | 60.0% (53.1%–66.5%) | +50.0 pts vs phaseA | 1e-20 | met |" in report
     )
     assert "| phaseC | ≥ phaseB + 3 pts |" in report and "| 0.6 | not met |" in report
     assert "quality rate 90.0%" in report and "$0.2500" in report
@@ -150,18 +210,21 @@ def test_report_without_eval_names_the_target(tmp_path):
     assert proc.returncode == 1 and "run `make eval` first" in proc.stderr
 
 
-@pytest.mark.parametrize("text, verdict", [("Verdict: A", "A"), ("verdict: **B**", "B"),
-                                           ("Verdict: tie", "tie"), ("I like A better", None)])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, verdict",
+    [("Verdict: A", "A"), ("verdict: **B**", "B"), ("Verdict: tie", "tie"), ("I like A better", None)],
+)
 def test_parse_judge_verdict(text, verdict):
-    from common.judge import parse_verdict
+    from common.eval.question_judge import parse_verdict
 
     assert parse_verdict(text) == verdict
 
 
 def test_question_judge_through_the_api(tmp_path):
+    from fake_api import FakeAPI
+
     from common.config import load_config
-    from common.fake_api import FakeAPI
-    from common.judge import question_win_rate
+    from common.eval.question_judge import question_win_rate
 
     def reply(prompt):  # a judge that prefers any questions over none, and babbles once
         if "q3?" in prompt:
@@ -172,15 +235,27 @@ def test_question_judge_through_the_api(tmp_path):
     trained = {q["id"]: {"questions": ["Which numbers are added?"]} for q in questions}
     base = {q["id"]: {"questions": []} for q in questions}
     with FakeAPI(reply=reply) as api:
-        env = {"HW": "cpu", "TEACHER": "openai", "OPENAI_API_KEY": "sk-test-judge-000000",
-               "OPENAI_BASE_URL": api.openai_url, "WORK_DIR": str(tmp_path)}  # fmt: skip
+        env = {
+            "HW": "cpu",
+            "TEACHER": "openai",
+            "OPENAI_API_KEY": "sk-test-judge-000000",
+            "OPENAI_BASE_URL": api.openai_url,
+            "WORK_DIR": str(tmp_path),
+        }
         cfg = load_config([], env=env, env_file=tmp_path / "none")[0]
-        result = question_win_rate(cfg, get_task("arith"), questions, trained, base,
-                                   tmp_path / "ledger.jsonl")  # fmt: skip
+        result = question_win_rate(
+            cfg, get_task("arith"), questions, trained, base, tmp_path / "ledger.jsonl"
+        )
         sides = ["Set A:\n- Which" in r["body"]["messages"][0]["content"] for r in api.requests]
     assert result["wins"] == 5 and result["unreadable"] == 1 and result["win_rate"] == 1.0
     assert 0 < sum(sides) < len(sides)  # the trained side was shuffled between A and B
     assert len(read_jsonl(tmp_path / "ledger.jsonl")) == 6  # judge calls are in the cost ledger
-    offline = question_win_rate(load_config([], env={"HW": "cpu"}, env_file=tmp_path / "none")[0],
-                                get_task("arith"), [], {}, {}, tmp_path / "l.jsonl")  # fmt: skip
+    offline = question_win_rate(
+        load_config([], env={"HW": "cpu"}, env_file=tmp_path / "none")[0],
+        get_task("arith"),
+        [],
+        {},
+        {},
+        tmp_path / "l.jsonl",
+    )
     assert "TEACHER=offline cannot judge" in offline["note"]

@@ -2,12 +2,12 @@ import pytest
 import torch
 
 from common.config import load_config
+from common.data.prompts import parse_draft, render_prompt
+from common.data.synthetic import generate as generate_task
+from common.data.tasks import get_task
 from common.errors import DataError
-from common.generation import generate
-from common.modeling import load_model
-from common.prompts import parse_draft, render_prompt
-from common.synthetic import generate as generate_task
-from common.tasks import get_task
+from common.models.generation import generate
+from common.models.loading import load_model
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +19,7 @@ def cfg():
 def prompts(tiny_model_dir, cfg):
     _, tok = load_model(str(tiny_model_dir), cfg)
     task = get_task("arith")
-    questions = [
-        q["question"][: 40 + 9 * i] for i, q in enumerate(generate_task("arith", "test")[:12])
-    ]
+    questions = [q["question"][: 40 + 9 * i] for i, q in enumerate(generate_task("arith", "test")[:12])]
     return [render_prompt(tok, task.build_messages(q, "cot")) for q in questions]
 
 
@@ -71,8 +69,10 @@ def test_adapter_folder_loads_on_its_base(tiny_model_dir, cfg, prompts, tmp_path
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))  # fmt: skip
+    peft_model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
     peft_model.save_pretrained(tmp_path / "adapter")
     model, tok = load_model(str(tmp_path / "adapter"), cfg)
     assert type(model).__name__ == "PeftModelForCausalLM"
@@ -88,16 +88,23 @@ def test_missing_checkpoint_names_the_target(cfg, tmp_path):
 @pytest.mark.parametrize(
     "text, answer, reasoning, questions",
     [
-        ("Answer: Yes - apples are fruit\nQuestions: Is an apple a fruit? Are all fruits sweet?",
-         "Yes", "apples are fruit", ["Is an apple a fruit?", "Are all fruits sweet?"]),
+        (
+            "Answer: Yes - apples are fruit\nQuestions: Is an apple a fruit? Are all fruits sweet?",
+            "Yes",
+            "apples are fruit",
+            ["Is an apple a fruit?", "Are all fruits sweet?"],
+        ),
         ("Answer: 42 - 6 times 7\nQuestions: Is it 6 groups?", "42", "6 times 7", ["Is it 6 groups?"]),
         ("I am not sure.", "", "", []),
     ],
-)  # fmt: skip
+)
 def test_parse_draft(text, answer, reasoning, questions):
     parts = parse_draft(text)
     assert (parts["draft_answer"], parts["draft_reasoning"], parts["questions"]) == (
-        answer, reasoning, questions)  # fmt: skip
+        answer,
+        reasoning,
+        questions,
+    )
 
 
 @pytest.mark.gpu

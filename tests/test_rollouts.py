@@ -13,21 +13,35 @@ import time
 import pytest
 from conftest import FAST, ROOT, copy, offline_env, run_script
 
-from common.bandit import Bandit
-from common.coherence import counterfactual_probes, s_cf
 from common.jsonl import read_jsonl, write_jsonl
-from common.preference_pairs import correctness_first_pairs, cut_at_first_error, spin_pairs
-from common.rollout_report import build_rollout_report, judge_agreement
-from common.scoring import Weights, score_trajectories
-from common.self_reward import parse_score
+from common.rollout.bandit import Bandit
+from common.rollout.coherence import counterfactual_probes, s_cf
+from common.rollout.pairs import correctness_first_pairs, cut_at_first_error, spin_pairs
+from common.rollout.report import build_rollout_report, judge_agreement
+from common.rollout.scoring import Weights, score_trajectories
+from common.rollout.self_reward import parse_score
 
-W = Weights(alpha=1.0, beta=0.5, length_penalty=0.001, coherence=(0.4, 0.4, 0.2),
-            celr=(0.6, 0.2, 0.2), max_new_tokens=100)  # fmt: skip
+W = Weights(
+    alpha=1.0,
+    beta=0.5,
+    length_penalty=0.001,
+    coherence=(0.4, 0.4, 0.2),
+    celr=(0.6, 0.2, 0.2),
+    max_new_tokens=100,
+)
 
 
 def traj(k, text, pred, correct, strategy="cot", tokens=10):
-    return {"k": k, "arm": f"{strategy}@0.8", "strategy": strategy, "temperature": 0.8,
-            "text": text, "pred": pred, "correct": correct, "tokens": tokens}  # fmt: skip
+    return {
+        "k": k,
+        "arm": f"{strategy}@0.8",
+        "strategy": strategy,
+        "temperature": 0.8,
+        "text": text,
+        "pred": pred,
+        "correct": correct,
+        "tokens": tokens,
+    }
 
 
 # -- scores ---------------------------------------------------------------------------------------
@@ -51,8 +65,12 @@ def test_scores_on_hand_built_trajectories():
     assert out[3]["reward"] == pytest.approx(-0.08)
     assert [t["self_reward"] for t in out] == [0.8, 1.0, None, None]
     assert [t["judge_status"] for t in out] == ["ok", "ok", "unparseable", "not_judged"]
-    assert out[0]["celr"] == {"success": 1.0, "efficiency": 1.0, "cost": 0.8,
-                              "total": round(0.6 + 0.2 + 0.2 * 0.8, 4)}  # fmt: skip
+    assert out[0]["celr"] == {
+        "success": 1.0,
+        "efficiency": 1.0,
+        "cost": 0.8,
+        "total": round(0.6 + 0.2 + 0.2 * 0.8, 4),
+    }
     assert out[1]["celr"]["efficiency"] == 0.5  # one sample came before it
     assert min(t["bandit_reward"] for t in out) >= 0 and max(t["bandit_reward"] for t in out) <= 1
 
@@ -68,22 +86,41 @@ def test_counterfactual_probes_and_s_cf():
 
 @pytest.mark.parametrize(
     ("text", "score"),
-    [("Points... Score: 3", 0.6), ("**Score: 5**", 1.0), ("Score: 0", 0.0), ("score:4 points", 0.8),
-     ("Score: 2\nthen Score: 4", 0.8), ("Score: 7", None), ("Score: -1", None), ("I give it four", None),
-     ("", None), ("Score: ", None)],
-)  # fmt: skip
+    [
+        ("Points... Score: 3", 0.6),
+        ("**Score: 5**", 1.0),
+        ("Score: 0", 0.0),
+        ("score:4 points", 0.8),
+        ("Score: 2\nthen Score: 4", 0.8),
+        ("Score: 7", None),
+        ("Score: -1", None),
+        ("I give it four", None),
+        ("", None),
+        ("Score: ", None),
+    ],
+)
 def test_judge_score_parsing(text, score):
     assert parse_score(text) == score
 
 
 def test_judge_agreement_counts_correct_over_incorrect():
-    rows = [{"trajectories": [
-        {"correct": True, "self_reward": 0.8, "judge_status": "ok"},
-        {"correct": False, "self_reward": 0.4, "judge_status": "ok"},
-        {"correct": False, "self_reward": 0.8, "judge_status": "ok"},
-        {"correct": False, "self_reward": None, "judge_status": "unparseable"}]}]  # fmt: skip
-    assert judge_agreement(rows) == {"judged": 3, "unparseable": 1, "not_judged": 0, "pairs": 2,
-                                     "agreement": 0.75}  # fmt: skip
+    rows = [
+        {
+            "trajectories": [
+                {"correct": True, "self_reward": 0.8, "judge_status": "ok"},
+                {"correct": False, "self_reward": 0.4, "judge_status": "ok"},
+                {"correct": False, "self_reward": 0.8, "judge_status": "ok"},
+                {"correct": False, "self_reward": None, "judge_status": "unparseable"},
+            ]
+        }
+    ]
+    assert judge_agreement(rows) == {
+        "judged": 3,
+        "unparseable": 1,
+        "not_judged": 0,
+        "pairs": 2,
+        "agreement": 0.75,
+    }
 
 
 def test_a_batch_of_bandit_picks_spreads_over_the_arms():
@@ -101,15 +138,30 @@ def test_a_batch_of_bandit_picks_spreads_over_the_arms():
 # -- pairs ----------------------------------------------------------------------------------------
 def scored_row(qid, spec, strategy="cot"):
     """spec: [(correct, reward, text)] -> a rollout row."""
-    return {"id": qid, "prompts": {strategy: [{"role": "user", "content": f"Q {qid}"}],
-                                   "none": [{"role": "user", "content": f"Q {qid} (none)"}]},
-            "trajectories": [dict(traj(k, text, "1", c, strategy), reward=r)
-                             for k, (c, r, text) in enumerate(spec)]}  # fmt: skip
+    return {
+        "id": qid,
+        "prompts": {
+            strategy: [{"role": "user", "content": f"Q {qid}"}],
+            "none": [{"role": "user", "content": f"Q {qid} (none)"}],
+        },
+        "trajectories": [
+            dict(traj(k, text, "1", c, strategy), reward=r) for k, (c, r, text) in enumerate(spec)
+        ],
+    }
 
 
 def test_correctness_first_pairs_follow_the_rules():
-    row = scored_row("q1", [(True, 1.3, "a"), (True, 1.1, "b"), (True, 1.29, "c"), (False, 0.4, "d"),
-                            (False, 0.2, "e"), (True, 1.3, "a")])  # fmt: skip
+    row = scored_row(
+        "q1",
+        [
+            (True, 1.3, "a"),
+            (True, 1.1, "b"),
+            (True, 1.29, "c"),
+            (False, 0.4, "d"),
+            (False, 0.2, "e"),
+            (True, 1.3, "a"),
+        ],
+    )
     pairs, counts = correctness_first_pairs(row, cap=12, margin=0.1, seed=0)
     by_text = {t["text"]: t for t in row["trajectories"]}
     types = [p["pair_type"] for p in pairs]
@@ -140,15 +192,14 @@ def test_a_rejected_answer_is_cut_after_its_first_wrong_step():
     slip = "Tess starts with 2 apples.\n2 + 5 = 6.\n6 + 7 = 13.\nThe answer is: 13"
     # "2 apples" claims what a correct answer claims (2); "6 + 7 = 13" is right but follows the slip.
     assert cut_at_first_error(slip, [right, apples]) == "Tess starts with 2 apples.\n2 + 5 = 6.\n"
-    assert (
-        cut_at_first_error(slip, []) == "Tess starts with 2 apples.\n"
-    )  # nothing to check against
+    assert cut_at_first_error(slip, []) == "Tess starts with 2 apples.\n"  # nothing to check against
     assert cut_at_first_error("2 + 5 = 7.\n7 + 7 = 14.\nThe answer is: 15", [right]).endswith("15")
     assert cut_at_first_error("7 + 2 + 5 = 14", [right]) == "7 + 2 + 5 = 14"  # order matters
     assert cut_at_first_error("2 + 5 = 7.\nSo, fourteen.", [right]) is None  # no wrong claim
 
-    row = scored_row("q5", [(True, 1.3, right), (True, 1.1, apples), (False, 0.2, slip),
-                            (False, 0.1, "I give up.")])  # fmt: skip
+    row = scored_row(
+        "q5", [(True, 1.3, right), (True, 1.1, apples), (False, 0.2, slip), (False, 0.1, "I give up.")]
+    )
     whole, _ = correctness_first_pairs(row, 8, 0.1, 0)
     pairs, _ = correctness_first_pairs(row, 8, 0.1, 0, cut_rejected=True)
     assert [p["id"] for p in pairs] == [p["id"] for p in whole] and "rejected_cut" not in whole[0]
@@ -174,14 +225,23 @@ def test_all_correct_or_all_wrong_questions_give_no_correctness_pair():
     assert pairs == [] and counts["all_wrong"]
     report = build_rollout_report(
         [dict(r, trajectories=[dict(t, **SCORES0) for t in r["trajectories"]]) for r in (right, wrong)],
-        [], [correctness_first_pairs(r, 4, 0.1, 0)[1] for r in (right, wrong)],
+        [],
+        [correctness_first_pairs(r, 4, 0.1, 0)[1] for r in (right, wrong)],
         Bandit(["cot@0.8"]).state(),
-    )  # fmt: skip
+    )
     assert report["all_correct_questions"] == 1 and report["all_wrong_questions"] == 1
 
 
-SCORES0 = {"s_end": 1.0, "s_path": 1.0, "s_cf": None, "s_wm": 1.0, "length": 5, "self_reward": None,
-           "judge_status": "not_judged", "celr": {"total": 0.5}}  # fmt: skip
+SCORES0 = {
+    "s_end": 1.0,
+    "s_path": 1.0,
+    "s_cf": None,
+    "s_wm": 1.0,
+    "length": 5,
+    "self_reward": None,
+    "judge_status": "not_judged",
+    "celr": {"total": 0.5},
+}
 
 
 def test_pairs_never_cross_prompts():
@@ -191,11 +251,8 @@ def test_pairs_never_cross_prompts():
 
 
 def test_spin_pairs_choose_the_target_over_own_answers():
-    row = scored_row(
-        "q5", [(True, 1.2, "own right"), (False, 0.3, "own wrong"), (True, 1.0, "gold")]
-    )
-    target = {"prompt": row["prompts"]["cot"],
-              "completion": [{"role": "assistant", "content": "gold"}]}  # fmt: skip
+    row = scored_row("q5", [(True, 1.2, "own right"), (False, 0.3, "own wrong"), (True, 1.0, "gold")])
+    target = {"prompt": row["prompts"]["cot"], "completion": [{"role": "assistant", "content": "gold"}]}
     pairs = spin_pairs(row, target, cap=4)
     assert [p["rejected"][0]["content"] for p in pairs] == ["own wrong", "own right"]
     assert all(p["chosen"][0]["content"] == "gold" and p["pair_type"] == "spin" for p in pairs)
@@ -205,9 +262,14 @@ def test_spin_pairs_choose_the_target_over_own_answers():
 
 
 # -- the stage on the tiny model ------------------------------------------------------------------
-ROLLOUT = FAST | {"ROLLOUTS_PER_QUESTION": "4", "ROLLOUT_STRATEGIES": "cot,none",
-                  "ROLLOUT_TEMPERATURES": "0.7,1.0", "ROLLOUT_MAX_NEW_TOKENS": "16",
-                  "JUDGE_MAX_NEW_TOKENS": "8", "ROLLOUT_CHUNK": "4"}  # fmt: skip
+ROLLOUT = FAST | {
+    "ROLLOUTS_PER_QUESTION": "4",
+    "ROLLOUT_STRATEGIES": "cot,none",
+    "ROLLOUT_TEMPERATURES": "0.7,1.0",
+    "ROLLOUT_MAX_NEW_TOKENS": "16",
+    "JUDGE_MAX_NEW_TOKENS": "8",
+    "ROLLOUT_CHUNK": "4",
+}
 
 
 @pytest.fixture
@@ -226,8 +288,19 @@ def test_rollouts_write_scores_pairs_and_a_report_that_dpo_trains_on(policy_dir)
     rows = read_jsonl(d / "rollouts.jsonl")
     assert len(rows) == 16 and all(len(r["trajectories"]) == 4 for r in rows)
     t = rows[0]["trajectories"][0]
-    for key in ("correct", "s_end", "s_path", "s_cf", "s_wm", "length", "self_reward", "reward",
-                "celr", "judge_status", "arm"):  # fmt: skip
+    for key in (
+        "correct",
+        "s_end",
+        "s_path",
+        "s_cf",
+        "s_wm",
+        "length",
+        "self_reward",
+        "reward",
+        "celr",
+        "judge_status",
+        "arm",
+    ):
         assert key in t
     state = json.loads((d / "bandit_state.json").read_text())
     assert sum(state["pulls"]) == 64 and len(state["arms"]) == 4
@@ -243,10 +316,7 @@ def test_rollouts_write_scores_pairs_and_a_report_that_dpo_trains_on(policy_dir)
         assert p["prompt"] == targets[p["question_id"]]["prompt"]
         assert p["chosen"] == targets[p["question_id"]]["completion"]
     sharegpt = read_jsonl(d / "sharegpt_preferences.jsonl")
-    assert (
-        sharegpt[0]["chosen"]["from"] == "gpt"
-        and sharegpt[0]["conversations"][0]["from"] == "human"
-    )
+    assert sharegpt[0]["chosen"]["from"] == "gpt" and sharegpt[0]["conversations"][0]["from"] == "human"
     # Stage 08 reads preferences.jsonl (DPO_DATA=auto) and TRL's DPOTrainer trains on it.
     proc = run_script("08_train_dpo.py", work, **(FAST | {"MAX_STEPS": "2"}))
     assert proc.returncode == 0, proc.stderr
@@ -255,15 +325,22 @@ def test_rollouts_write_scores_pairs_and_a_report_that_dpo_trains_on(policy_dir)
 
 
 def test_correctness_pairs_from_the_real_stage_obey_the_rules(policy_dir):
-    env = ROLLOUT | {"ROLLOUTS_PER_QUESTION": "6", "ROLLOUT_TEMPERATURES": "1.0",
-                     "SELF_REWARD_JUDGE": "none", "COUNTERFACTUAL": "0",
-                     "REJECTED_CUT": "first_error"}  # fmt: skip
+    env = ROLLOUT | {
+        "ROLLOUTS_PER_QUESTION": "6",
+        "ROLLOUT_TEMPERATURES": "1.0",
+        "SELF_REWARD_JUDGE": "none",
+        "COUNTERFACTUAL": "0",
+        "REJECTED_CUT": "first_error",
+    }
     proc = run_script("07_rollouts.py", policy_dir, **env)
     assert proc.returncode == 0, proc.stderr
     d = policy_dir / "data/arith"
     rows = {r["id"]: r for r in read_jsonl(d / "rollouts.jsonl")}
-    assert all(t["s_cf"] is None and t["judge_status"] == "not_judged"
-               for r in rows.values() for t in r["trajectories"])  # fmt: skip
+    assert all(
+        t["s_cf"] is None and t["judge_status"] == "not_judged"
+        for r in rows.values()
+        for t in r["trajectories"]
+    )
     prefs = read_jsonl(d / "preferences.jsonl")
     for p in prefs:
         trajectories = rows[p["question_id"]]["trajectories"]
@@ -273,11 +350,7 @@ def test_correctness_pairs_from_the_real_stage_obey_the_rules(policy_dir):
         rejected = p["rejected"][0]["content"]
         if p["rejected_cut"]:  # a wrong answer's own opening, ending at a step no correct one makes
             right = [t["text"] for t in trajectories if t["correct"]]
-            whole = [
-                t["text"]
-                for t in trajectories
-                if not t["correct"] and t["text"].startswith(rejected)
-            ]
+            whole = [t["text"] for t in trajectories if not t["correct"] and t["text"].startswith(rejected)]
             assert whole and cut_at_first_error(whole[0], right) == rejected
         else:
             assert rejected in by_text
@@ -292,9 +365,13 @@ def test_correctness_pairs_from_the_real_stage_obey_the_rules(policy_dir):
 def test_killed_rollouts_resume_per_question(policy_dir):
     d = policy_dir / "data/arith"
     env = ROLLOUT | {"SELF_REWARD_JUDGE": "none", "ROLLOUT_MAX_NEW_TOKENS": "48"}
-    proc = subprocess.Popen([sys.executable, "scripts/07_rollouts.py"], cwd=ROOT,
-                            env=offline_env(policy_dir, **env), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "scripts/07_rollouts.py"],
+        cwd=ROOT,
+        env=offline_env(policy_dir, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         path = d / "rollouts.jsonl"
@@ -323,16 +400,22 @@ def test_bad_inputs_name_the_fix(policy_dir, tmp_path):
     assert proc.returncode == 1 and "run `make phaseB` first" in proc.stderr
     proc = run_script("07_rollouts.py", policy_dir, **ROLLOUT, SELF_REWARD_JUDGE="teacher")
     assert proc.returncode == 2 and "offline teacher cannot judge" in proc.stderr
-    proc = run_script(
-        "07_rollouts.py", policy_dir, **(ROLLOUT | {"ROLLOUT_STRATEGIES": "cot,magic"})
-    )
+    proc = run_script("07_rollouts.py", policy_dir, **(ROLLOUT | {"ROLLOUT_STRATEGIES": "cot,magic"}))
     assert proc.returncode == 2 and "ROLLOUT_STRATEGIES" in proc.stderr
 
 
 def test_two_rounds_of_the_loop(policy_dir):
-    env = ROLLOUT | {"ITERATIONS": "2", "LOOP_PATIENCE": "5", "PAIR_MODE": "spin", "ROLLOUT_QUESTIONS": "8",
-                     "LOOP_LOSSES": "sigmoid+sft", "MAX_STEPS": "2", "SELF_REWARD_JUDGE": "none",
-                     "COUNTERFACTUAL": "0", "EVAL_MAX_NEW_TOKENS": "16"}  # fmt: skip
+    env = ROLLOUT | {
+        "ITERATIONS": "2",
+        "LOOP_PATIENCE": "5",
+        "PAIR_MODE": "spin",
+        "ROLLOUT_QUESTIONS": "8",
+        "LOOP_LOSSES": "sigmoid+sft",
+        "MAX_STEPS": "2",
+        "SELF_REWARD_JUDGE": "none",
+        "COUNTERFACTUAL": "0",
+        "EVAL_MAX_NEW_TOKENS": "16",
+    }
     proc = run_script("loop.py", policy_dir, **env)
     assert proc.returncode == 0, proc.stderr
     ck = policy_dir / "checkpoints/arith"
@@ -361,24 +444,29 @@ def test_two_rounds_of_the_loop(policy_dir):
 def test_the_teacher_judges_through_the_real_sdk(tmp_path):
     import os
 
+    from fake_api import FakeAPI
+
     from common.config import load_config
-    from common.fake_api import FakeAPI
-    from common.self_reward import judge_with_teacher
-    from common.tasks import get_task
+    from common.data.tasks import get_task
+    from common.rollout.self_reward import judge_with_teacher
 
     def reply(prompt: str) -> str:
-        return (
-            "Accurate and clear. Score: 4" if "<response>right" in prompt else "I cannot rate it."
-        )
+        return "Accurate and clear. Score: 4" if "<response>right" in prompt else "I cannot rate it."
 
     with FakeAPI(reply=reply) as api:
-        env = {"HW": "cpu", "TEACHER": "openai", "OPENAI_API_KEY": "sk-judge-test-key",
-               "OPENAI_BASE_URL": api.openai_url, "WORK_DIR": str(tmp_path),
-               "LOOPER_ENV_FILE": os.devnull}  # fmt: skip
+        env = {
+            "HW": "cpu",
+            "TEACHER": "openai",
+            "OPENAI_API_KEY": "sk-judge-test-key",
+            "OPENAI_BASE_URL": api.openai_url,
+            "WORK_DIR": str(tmp_path),
+            "LOOPER_ENV_FILE": os.devnull,
+        }
         cfg = load_config([], env=env)[0]
         ledger = tmp_path / "judge_cost.jsonl"
-        texts = judge_with_teacher(cfg, get_task("arith"), [("Q1?", "right: 5"), ("Q2?", "wrong: 7")],
-                                   ["q1-0", "q2-0"], ledger)  # fmt: skip
+        texts = judge_with_teacher(
+            cfg, get_task("arith"), [("Q1?", "right: 5"), ("Q2?", "wrong: 7")], ["q1-0", "q2-0"], ledger
+        )
     assert [parse_score(t) for t in texts] == [0.8, None]  # the second is unparseable, not 0
     assert len(read_jsonl(ledger, made_by="rollouts")) == 2
     assert "sk-judge-test-key" not in ledger.read_text()

@@ -3,9 +3,9 @@ import json
 import pytest
 from conftest import run_script, shared_file
 
+from common.data.tasks import get_task
 from common.errors import DataError
 from common.jsonl import read_jsonl
-from common.tasks import get_task
 
 OUTPUTS = ("sample_train.jsonl", "dev.jsonl", "test.jsonl", "sample.manifest.json")
 
@@ -62,15 +62,19 @@ def test_generated_tasks_sample_offline(tmp_path):
 
 def test_asking_for_more_than_exists_is_an_error(tmp_path):
     def rows(prefix, n):
-        return "".join(
-            json.dumps({"question": f"{prefix}{i}", "answer": "#### 1"}) + "\n" for i in range(n)
-        )
+        return "".join(json.dumps({"question": f"{prefix}{i}", "answer": "#### 1"}) + "\n" for i in range(n))
 
     (tmp_path / "in").mkdir()
     (tmp_path / "in/train.jsonl").write_text(rows("q", 10))
     (tmp_path / "in/test.jsonl").write_text(rows("t", 3))
-    proc = run_script("01_sample.py", tmp_path, TASK="gsm8k", DATASET_PATH=str(tmp_path / "in/train.jsonl"),
-                      TRAIN_SAMPLES="8", DEV_SAMPLES="5")  # fmt: skip
+    proc = run_script(
+        "01_sample.py",
+        tmp_path,
+        TASK="gsm8k",
+        DATASET_PATH=str(tmp_path / "in/train.jsonl"),
+        TRAIN_SAMPLES="8",
+        DEV_SAMPLES="5",
+    )
     assert proc.returncode == 1 and "TRAIN_SAMPLES=8 + DEV_SAMPLES=5 = 13" in proc.stderr
     assert "only 10 usable" in proc.stderr
     assert not (tmp_path / "data").exists()
@@ -83,19 +87,23 @@ GOOD = json.dumps({"question": "Ava has 2 apples and buys 3. How many?", "answer
     "content, expected",
     [
         (GOOD + "\n" + '{"question": "broken", "answer": \n' + GOOD + "\n", r"train\.jsonl:2: invalid JSON"),
-        (GOOD + "\n\n" + json.dumps({"question": "no answer"}) + "\n", r"train\.jsonl:3: missing field 'answer'"),
+        (
+            GOOD + "\n\n" + json.dumps({"question": "no answer"}) + "\n",
+            r"train\.jsonl:3: missing field 'answer'",
+        ),
         (GOOD + "\n" + json.dumps({"answer": "#### 4"}) + "\n", r"train\.jsonl:2: missing field 'question'"),
-        (GOOD + "\n" + json.dumps({"question": "q", "answer": "four"}) + "\n", r"train\.jsonl:2: answer 'four' has no final number"),
+        (
+            GOOD + "\n" + json.dumps({"question": "q", "answer": "four"}) + "\n",
+            r"train\.jsonl:2: answer 'four' has no final number",
+        ),
         ("", r"train\.jsonl is empty"),
     ],
-)  # fmt: skip
+)
 def test_bad_data_names_file_and_line_and_writes_nothing(tmp_path, content, expected):
     src = tmp_path / "in" / "train.jsonl"
     src.parent.mkdir()
     src.write_text(content)
-    proc = run_script(
-        "01_sample.py", tmp_path, TASK="gsm8k", DATASET_PATH=str(src), TRAIN_SAMPLES="1"
-    )
+    proc = run_script("01_sample.py", tmp_path, TASK="gsm8k", DATASET_PATH=str(src), TRAIN_SAMPLES="1")
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -114,8 +122,14 @@ def test_bad_rerun_keeps_previous_complete_outputs(tmp_path):
 
 def test_strategyqa_json_array_errors_name_the_record(tmp_path):
     src = tmp_path / "train.json"
-    src.write_text(json.dumps([{"qid": "a1", "question": "Is it?", "answer": True},
-                               {"qid": "a2", "question": "Is it?", "answer": "maybe"}]))  # fmt: skip
+    src.write_text(
+        json.dumps(
+            [
+                {"qid": "a1", "question": "Is it?", "answer": True},
+                {"qid": "a2", "question": "Is it?", "answer": "maybe"},
+            ]
+        )
+    )
     with pytest.raises(DataError, match=r"train\.json: row 2: answer 'maybe' is not yes/no"):
         get_task("strategyqa").load_split("train", str(src))
 
@@ -127,7 +141,5 @@ def test_hub_unreachable_says_how_to_use_local_files(tmp_path, monkeypatch):
     import datasets.config
 
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    with pytest.raises(
-        DataError, match=r"cannot reach the Hugging Face hub for openai/gsm8k.*DATASET_PATH"
-    ):
+    with pytest.raises(DataError, match=r"cannot reach the Hugging Face hub for openai/gsm8k.*DATASET_PATH"):
         get_task("gsm8k").load_split("train", "openai/gsm8k")

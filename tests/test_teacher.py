@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 from conftest import ROOT, offline_env, run_script
+from fake_api import FakeAPI
 
-from common.fake_api import FakeAPI
 from common.jsonl import read_jsonl
 
 KEY = "sk-planted-test-key-0123456789"
@@ -23,8 +23,14 @@ def sample(work, n=20, task="compare"):
 
 
 def teacher_env(api, backend="openai", **extra):
-    env = {"TASK": "compare", "WITH_DRAFT": "0", "TEACHER": backend, "TEACHER_MAX_RETRIES": "2",
-           "TEACHER_TIMEOUT": "1", "TEACHER_CONCURRENCY": "8"}  # fmt: skip
+    env = {
+        "TASK": "compare",
+        "WITH_DRAFT": "0",
+        "TEACHER": backend,
+        "TEACHER_MAX_RETRIES": "2",
+        "TEACHER_TIMEOUT": "1",
+        "TEACHER_CONCURRENCY": "8",
+    }
     if backend == "openai":
         env |= {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": api.openai_url}
     else:
@@ -65,9 +71,16 @@ def test_faults_retried_or_recorded_then_resumed(tmp_path):
     rows = sample(tmp_path, 12)
     q = [r["question"] for r in rows]
     plan = {
-        q[0]: ["429", "ok"], q[1]: ["500", "ok"], q[2]: ["500"], q[3]: ["timeout", "ok"],
-        q[4]: ["malformed"], q[5]: ["empty"], q[6]: ["refusal"], q[7]: ["401"], q[8]: ["drop", "ok"],
-    }  # fmt: skip
+        q[0]: ["429", "ok"],
+        q[1]: ["500", "ok"],
+        q[2]: ["500"],
+        q[3]: ["timeout", "ok"],
+        q[4]: ["malformed"],
+        q[5]: ["empty"],
+        q[6]: ["refusal"],
+        q[7]: ["401"],
+        q[8]: ["drop", "ok"],
+    }
     with FakeAPI(faults=plan, hang_seconds=3) as api:
         started = time.time()
         proc = run_script("03_teacher.py", tmp_path, **teacher_env(api))
@@ -76,8 +89,20 @@ def test_faults_retried_or_recorded_then_resumed(tmp_path):
         out = outputs(tmp_path)
         by_q = {r["question"]: r for r in out.values()}
         status = {i: by_q[q[i]]["status"] for i in range(12)}
-        assert status == {0: "ok", 1: "ok", 2: "api_error", 3: "ok", 4: "api_error", 5: "empty",
-                          6: "refused", 7: "api_error", 8: "ok", 9: "ok", 10: "ok", 11: "ok"}  # fmt: skip
+        assert status == {
+            0: "ok",
+            1: "ok",
+            2: "api_error",
+            3: "ok",
+            4: "api_error",
+            5: "empty",
+            6: "refused",
+            7: "api_error",
+            8: "ok",
+            9: "ok",
+            10: "ok",
+            11: "ok",
+        }
         seen = {i: api.seen[q[i]] for i in range(9)}
         assert seen[0] == 2 and took >= 1.0  # 429 retried after its Retry-After: 1
         assert seen[2] == 3  # 500 every time: the SDK's 2 retries, then recorded
@@ -108,8 +133,10 @@ def test_faults_retried_or_recorded_then_resumed(tmp_path):
 def test_401_echoing_the_key_never_leaks_it(tmp_path):
     rows = sample(tmp_path, 3)
     with FakeAPI(faults={r["question"]: ["401"] for r in rows}) as api:
-        procs = [run_script("03_teacher.py", tmp_path, **teacher_env(api, backend))
-                 for backend in ("openai", "anthropic")]  # fmt: skip
+        procs = [
+            run_script("03_teacher.py", tmp_path, **teacher_env(api, backend))
+            for backend in ("openai", "anthropic")
+        ]
     assert all(p.returncode == 0 for p in procs)
     assert all(r["status"] == "api_error" for r in outputs(tmp_path).values())
     assert "***" in next(iter(outputs(tmp_path).values()))["error"]
@@ -119,16 +146,19 @@ def test_401_echoing_the_key_never_leaks_it(tmp_path):
 def test_budget_stops_cleanly_and_resumes(tmp_path):
     sample(tmp_path, 20)
     # About $0.002 a request worst case: a $0.01 cap allows a handful, never more.
-    env = {"TEACHER_PRICE_IN": "10", "TEACHER_PRICE_OUT": "10", "TEACHER_MAX_TOKENS": "1",
-           "MAX_COST_USD": "0.01", "TEACHER_CONCURRENCY": "2"}  # fmt: skip
+    env = {
+        "TEACHER_PRICE_IN": "10",
+        "TEACHER_PRICE_OUT": "10",
+        "TEACHER_MAX_TOKENS": "1",
+        "MAX_COST_USD": "0.01",
+        "TEACHER_CONCURRENCY": "2",
+    }
     with FakeAPI(latency=0.02) as api:
         proc = run_script("03_teacher.py", tmp_path, **teacher_env(api, **env))
         assert proc.returncode == 3 and "MAX_COST_USD=0.01 reached" in proc.stderr
         ledger = read_jsonl(tmp_path / "data/compare/teacher_cost.jsonl")
         assert 0 < len(outputs(tmp_path)) < 20 and sum(r["usd"] for r in ledger) <= 0.01
-        proc = run_script(
-            "03_teacher.py", tmp_path, **teacher_env(api, **(env | {"MAX_COST_USD": "0"}))
-        )
+        proc = run_script("03_teacher.py", tmp_path, **teacher_env(api, **(env | {"MAX_COST_USD": "0"})))
     assert proc.returncode == 0 and len(outputs(tmp_path)) == 20
 
 
@@ -145,9 +175,7 @@ def test_dry_run_sends_nothing_and_needs_no_key(tmp_path):
 
 def test_missing_key_is_one_line_before_any_work(tmp_path):
     sample(tmp_path, 3)
-    proc = run_script(
-        "03_teacher.py", tmp_path, TASK="compare", WITH_DRAFT="0", TEACHER="anthropic"
-    )
+    proc = run_script("03_teacher.py", tmp_path, TASK="compare", WITH_DRAFT="0", TEACHER="anthropic")
     assert proc.returncode == 2 and "ANTHROPIC_API_KEY" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "data/compare/teacher_outputs.jsonl").exists()
@@ -167,8 +195,14 @@ def test_attempts_take_the_majority_and_record_agreement(tmp_path):
 
 def test_offline_teacher_errs_only_on_the_chosen_label(tmp_path):
     rows = sample(tmp_path, 200)
-    proc = run_script("03_teacher.py", tmp_path, TASK="compare", WITH_DRAFT="0",
-                      TEACHER_ERROR_RATE="0.3", TEACHER_ERROR_LABEL="yes")  # fmt: skip
+    proc = run_script(
+        "03_teacher.py",
+        tmp_path,
+        TASK="compare",
+        WITH_DRAFT="0",
+        TEACHER_ERROR_RATE="0.3",
+        TEACHER_ERROR_LABEL="yes",
+    )
     assert proc.returncode == 0, proc.stderr
     out = outputs(tmp_path)
     yes = [r for r in rows if r["answer"] == "yes"]
@@ -178,8 +212,7 @@ def test_offline_teacher_errs_only_on_the_chosen_label(tmp_path):
 
 
 def _kill_when(cmd, env, path, min_lines, timeout=60):
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
     while time.time() < deadline:
         if path.exists() and path.read_bytes().count(b"\n") >= min_lines:
@@ -213,11 +246,13 @@ def test_teacher_killed_mid_run_resumes_without_loss_or_duplicates(tmp_path):
 def test_drafts_killed_mid_run_resume_without_loss_or_duplicates(tmp_path, tiny_model_dir):
     rows = sample(tmp_path, 120, task="arith")
     out = tmp_path / "data/arith/student_drafts.jsonl"
-    env = {"TASK": "arith", "MODEL_NAME": str(tiny_model_dir), "GEN_BATCH_SIZE": "4",
-           "DRAFT_MAX_NEW_TOKENS": "24"}  # fmt: skip
-    _kill_when(
-        [sys.executable, "scripts/02_student_drafts.py"], offline_env(tmp_path, **env), out, 8
-    )
+    env = {
+        "TASK": "arith",
+        "MODEL_NAME": str(tiny_model_dir),
+        "GEN_BATCH_SIZE": "4",
+        "DRAFT_MAX_NEW_TOKENS": "24",
+    }
+    _kill_when([sys.executable, "scripts/02_student_drafts.py"], offline_env(tmp_path, **env), out, 8)
     assert 8 <= len(out.read_bytes().decode().splitlines()) < 122
     proc = run_script("02_student_drafts.py", tmp_path, **env)
     assert proc.returncode == 0, proc.stderr

@@ -7,15 +7,15 @@ import torch
 from conftest import ROOT, run_script
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from common import synthetic, tiny_model
-from common.prompts import render_prompt
-from common.tasks import get_task
+from common.data import synthetic
+from common.data.prompts import render_prompt
+from common.data.tasks import get_task
+from common.models import tiny as tiny_model
 
 
 def test_tiny_model_builds_fast_and_offline(tmp_path):
     started = time.time()
-    proc = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"),
-                      TINY_PRETRAIN_STEPS="30")  # fmt: skip
+    proc = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"), TINY_PRETRAIN_STEPS="30")
     assert proc.returncode == 0, proc.stderr
     assert time.time() - started < 60 and "pretrained 30 steps" in proc.stdout
     again = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"))
@@ -65,13 +65,19 @@ def test_all_linear_lora_reaches_phi3_fused_projections():
     from peft import LoraConfig, get_peft_model
     from transformers import Phi3Config, Phi3ForCausalLM
 
-    cfg = Phi3Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                     num_attention_heads=4, num_key_value_heads=4, pad_token_id=0, bos_token_id=1,
-                     eos_token_id=2)  # fmt: skip
+    cfg = Phi3Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     model = get_peft_model(Phi3ForCausalLM(cfg), LoraConfig(r=4, target_modules="all-linear"))
-    names = {
-        n.split(".lora_A")[0].split(".")[-1] for n, _ in model.named_parameters() if "lora_A" in n
-    }
+    names = {n.split(".lora_A")[0].split(".")[-1] for n, _ in model.named_parameters() if "lora_A" in n}
     assert {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"} <= names
     seed_list = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     hit = {n.split(".")[-1] for n, _ in Phi3ForCausalLM(cfg).named_modules()} & set(seed_list)
@@ -106,9 +112,7 @@ def test_pretraining_knows_each_step_but_never_a_whole_problem():
     lines = [tiny_model.pretraining_line(rng) for _ in range(500)]
     facts = [f for line in lines for f in re.findall(r"(\d+) ([+-]) (\d+) = (\d+)\.", line)]
     assert len(facts) > 1000 and not any("How many" in line or "####" in line for line in lines)
-    assert all(
-        int(c) == (int(a) + int(b) if op == "+" else int(a) - int(b)) for a, op, b, c in facts
-    )
+    assert all(int(c) == (int(a) + int(b) if op == "+" else int(a) - int(b)) for a, op, b, c in facts)
     assert not any(re.search(r"= \d+ [+-]", line) for line in lines)  # no chained operations
     for row in synthetic.generate("arith", "test"):  # every one-step line (not the leaps)
         for a, _, b in re.findall(r"^(\d+) ([+-]) (\d+) = \d+\.$", row["answer"], re.MULTILINE):
@@ -131,8 +135,11 @@ def test_make_help_lists_every_target_and_unbuilt_stage_fails_clearly(tmp_path):
     targets = set(re.findall(r"^([a-zA-Z][\w-]*):", makefile, re.M)) - {"print-script-%"}
     for target in targets:
         assert re.search(rf"^\s+{target}\s", out, re.M), f"make help misses {target}"
-    missing = [s for s in ("drafts", "teacher", "datasets", "phaseA", "phaseB", "rollouts", "dpo", "eval")
-               if not (ROOT / re.search(rf"script_{s}\s*:= (\S+)", makefile).group(1)).exists()]  # fmt: skip
+    missing = [
+        s
+        for s in ("drafts", "teacher", "datasets", "phaseA", "phaseB", "rollouts", "dpo", "eval")
+        if not (ROOT / re.search(rf"script_{s}\s*:= (\S+)", makefile).group(1)).exists()
+    ]
     for stage in missing[:1]:
         proc = subprocess.run(["make", stage], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode != 0 and "not implemented yet" in proc.stdout
@@ -141,13 +148,20 @@ def test_make_help_lists_every_target_and_unbuilt_stage_fails_clearly(tmp_path):
 def test_pretraining_lowers_the_loss_on_its_own_text():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from common.tiny_model import build_tokenizer, pretrain, pretraining_line
+    from common.models.tiny import build_tokenizer, pretrain, pretraining_line
 
     tok = build_tokenizer()
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=192,
-                                         num_hidden_layers=2, num_attention_heads=4,
-                                         pad_token_id=tok.pad_token_id))  # fmt: skip
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=192,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
     losses = pretrain(model, tok, steps=40, seed=0, batch_size=8)
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
     line = pretraining_line(__import__("random").Random(0))

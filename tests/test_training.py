@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from common.config import load_config
 from common.errors import LooperError
 from common.jsonl import read_jsonl
-from common.training import oom_hint
+from common.train.setup import oom_hint
 
 
 def history(work, phase):
@@ -37,8 +37,14 @@ def test_phases_a_b_c_learn_and_chain(trained):
     a = losses(built, "phaseA")
     assert a[-1] < a[0]
     out = built / "checkpoints/arith/phaseA"
-    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json",
-                 "README.md", "training_curves.png", "train.manifest.json"):  # fmt: skip
+    for name in (
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "tokenizer.json",
+        "README.md",
+        "training_curves.png",
+        "train.manifest.json",
+    ):
         assert (out / name).is_file(), name
     assert not (out / "checkpoints").exists()  # intermediate checkpoints are cleaned up
     assert "base_model:" in (out / "README.md").read_text()
@@ -71,23 +77,33 @@ def test_a_cut_rejected_answer_is_trained_without_the_turn_end(tiny_model_dir, t
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig
 
-    from common.dpo import LooperDPOTrainer, turn_end_ids
-    from common.modeling import load_tokenizer
+    from common.models.loading import load_tokenizer
+    from common.train.dpo import LooperDPOTrainer, turn_end_ids
 
     cfg = load_config([], env={"HW": "cpu"}, env_file=tmp_path / "none")[0]
     tokenizer = load_tokenizer(str(tiny_model_dir), cfg)
     end = turn_end_ids(tokenizer)
     assert tokenizer.decode(end) == "<|im_end|>\n"
     turn = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
-    pairs = Dataset.from_list([
-        {"id": str(i), "prompt": [{"role": "user", "content": "2 + 5?"}], "chosen": turn("2 + 5 = 7."),
-         "rejected": turn("2 + 5 = 6.\n"), "rejected_cut": cut} for i, cut in enumerate((True, False))
-    ])  # fmt: skip
+    pairs = Dataset.from_list(
+        [
+            {
+                "id": str(i),
+                "prompt": [{"role": "user", "content": "2 + 5?"}],
+                "chosen": turn("2 + 5 = 7."),
+                "rejected": turn("2 + 5 = 6.\n"),
+                "rejected_cut": cut,
+            }
+            for i, cut in enumerate((True, False))
+        ]
+    )
     trainer = LooperDPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), processing_class=tokenizer,
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        processing_class=tokenizer,
         args=DPOConfig(output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True),
-        train_dataset=pairs, looper_cfg=cfg,
-    )  # fmt: skip
+        train_dataset=pairs,
+        looper_cfg=cfg,
+    )
     cut, whole = trainer.train_dataset
     assert whole["rejected_ids"] == cut["rejected_ids"] + end  # only the cut one is left open
     assert whole["chosen_ids"][-len(end) :] == cut["chosen_ids"][-len(end) :] == end
@@ -136,8 +152,13 @@ def test_full_finetuning_chains_phases_and_names_a_mismatch(built, trained, tmp_
 
 def test_seed_schedule_changes_beta_and_filters_noisy_pairs(trained, tmp_path):
     copy(trained, tmp_path, ["phaseA", "phaseB"])
-    env = FAST | {"DPO_SCHEDULE": "seed", "MAX_STEPS": "-1", "BATCH_SIZE": "8", "EVAL_STEPS": "2",
-                  "NOISY_FRACTION": "0.5"}  # fmt: skip
+    env = FAST | {
+        "DPO_SCHEDULE": "seed",
+        "MAX_STEPS": "-1",
+        "BATCH_SIZE": "8",
+        "EVAL_STEPS": "2",
+        "NOISY_FRACTION": "0.5",
+    }
     proc = run_script("08_train_dpo.py", tmp_path, **env)
     assert proc.returncode == 0, proc.stderr
     rows = [r for r in history(tmp_path, "phaseC") if "beta" in r and "loss" in r]
@@ -163,38 +184,51 @@ def _wait_for(path_glob, root, proc, timeout=120):
 def test_killed_phase_resumes_at_the_same_step(built, tmp_path):
     copy(built, tmp_path)
     env = FAST | {"MAX_STEPS": "40", "EVAL_STEPS": "4", "EARLY_STOPPING_PATIENCE": "100"}
-    proc = subprocess.Popen([sys.executable, "scripts/05_train_baseline.py"], cwd=ROOT,
-                            env=offline_env(tmp_path, **env), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "scripts/05_train_baseline.py"],
+        cwd=ROOT,
+        env=offline_env(tmp_path, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ckpts = tmp_path / "checkpoints/arith/phaseA/checkpoints"
     _wait_for("checkpoint-8/trainer_state.json", ckpts, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    saved = max(int(p.name.split("-")[1]) for p in ckpts.glob("checkpoint-*")
-                if (p / "trainer_state.json").exists())  # fmt: skip
+    saved = max(
+        int(p.name.split("-")[1]) for p in ckpts.glob("checkpoint-*") if (p / "trainer_state.json").exists()
+    )
     assert 8 <= saved < 40
     done = run_script("05_train_baseline.py", tmp_path, **env)
     assert done.returncode == 0, done.stderr
-    assert (
-        f"resuming from checkpoints/arith/phaseA/checkpoints/checkpoint-{saved}"
-        in done.stdout.replace(str(tmp_path) + "/", "")
+    assert f"resuming from checkpoints/arith/phaseA/checkpoints/checkpoint-{saved}" in done.stdout.replace(
+        str(tmp_path) + "/", ""
     )
     steps = [r["step"] for r in history(tmp_path, "phaseA") if "loss" in r]
     assert steps[-1] == 40 and steps == sorted(set(steps))  # continued, no step trained twice
     assert (
-        json.loads((tmp_path / "checkpoints/arith/phaseA/train.manifest.json").read_text())[
-            "metrics"
-        ]["global_step"]
+        json.loads((tmp_path / "checkpoints/arith/phaseA/train.manifest.json").read_text())["metrics"][
+            "global_step"
+        ]
         == 40
     )
 
 
 def test_two_processes_through_accelerate(built, tmp_path):
     copy(built, tmp_path)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           "docker/accelerate/ddp.yaml", "--num_processes", "2", "scripts/05_train_baseline.py"]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, env=offline_env(tmp_path, **FAST), capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        "docker/accelerate/ddp.yaml",
+        "--num_processes",
+        "2",
+        "scripts/05_train_baseline.py",
+    ]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=offline_env(tmp_path, **FAST), capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es)" in proc.stdout
     assert (tmp_path / "checkpoints/arith/phaseA/adapter_model.safetensors").is_file()
@@ -231,7 +265,7 @@ def test_out_of_memory_names_the_profile_knobs():
 
 
 def test_merge_gives_the_same_model_as_base_plus_adapter(trained, tmp_path):
-    from common.modeling import load_model
+    from common.models.loading import load_model
 
     copy(trained, tmp_path, ["phaseB"])
     proc = run_script("merge_adapter.py", tmp_path, "--phase", "phaseB", **FAST)
@@ -247,8 +281,13 @@ def test_merge_gives_the_same_model_as_base_plus_adapter(trained, tmp_path):
 
 def test_eval_scores_every_phase_and_writes_the_report(trained, tmp_path):
     copy(trained, tmp_path, ["phaseA", "phaseB"])
-    env = FAST | {"EVAL_SAMPLES": "12", "EVAL_MAX_NEW_TOKENS": "24", "ATTRIBUTION_SAMPLES": "2",
-                  "DRAFT_MAX_NEW_TOKENS": "8", "DRAFT_TEMPERATURE": "1.0"}  # fmt: skip
+    env = FAST | {
+        "EVAL_SAMPLES": "12",
+        "EVAL_MAX_NEW_TOKENS": "24",
+        "ATTRIBUTION_SAMPLES": "2",
+        "DRAFT_MAX_NEW_TOKENS": "8",
+        "DRAFT_TEMPERATURE": "1.0",
+    }
     proc = run_script("09_eval_platinum.py", tmp_path, **env)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "outputs/arith"

@@ -46,8 +46,9 @@ class Config:
     hw: str = _opt("", "hardware profile (default: detected)", choices=HW_PROFILES)
     random_seed: int = _opt(42, "seed for sampling, training and generation")
     work_dir: str = _opt("", "folder holding data/, checkpoints/, outputs/ (default: the repo)")
-    tiny_pretrain_steps: int = _opt(300, "make tiny-model: pretraining steps on sums and "
-                                         "repeated sentences (0: a random base)")  # fmt: skip
+    tiny_pretrain_steps: int = _opt(
+        300, "make tiny-model: pretraining steps on sums and repeated sentences (0: a random base)"
+    )
     # Data (stage 01)
     dataset_path: str = _opt("", "train source: hub id, local file or folder (default: task's)")
     test_path: str = _opt("", "test source: hub id, local file (default: task's)")
@@ -66,96 +67,116 @@ class Config:
         "attention kernel; flash_attention_2 falls back to sdpa when not installed",
         choices=("eager", "sdpa", "flash_attention_2"),
     )
-    finetune: str = _opt("lora", "lora: train a LoRA adapter; full: train every weight (small "
-                         "models: a full copy of the weights per phase, and optimizer state)",
-                         choices=("lora", "full"))  # fmt: skip
+    finetune: str = _opt(
+        "lora",
+        "lora: train a LoRA adapter; full: train every weight (small "
+        "models: a full copy of the weights per phase, and optimizer state)",
+        choices=("lora", "full"),
+    )
     lora_r: int = _opt(16, "LoRA rank")
     lora_alpha: int = _opt(32, "LoRA alpha")
     lora_dropout: float = _opt(0.1, "LoRA dropout")
-    lora_targets: str = _opt(
-        "all-linear", "LoRA target modules: all-linear or comma-separated module names"
-    )
+    lora_targets: str = _opt("all-linear", "LoRA target modules: all-linear or comma-separated module names")
     batch_size: int = _opt(8, "per-device batch size")
     grad_accum: int = _opt(1, "gradient accumulation steps")
     max_length: int = _opt(512, "max tokens per training example")
     gradient_checkpointing: bool = _opt(False, "trade compute for memory")
     optim: str = _opt("adamw_torch", "optimizer name as transformers knows it")
-    train_sampling: str = _opt("random", "SFT batches without packing: random (mixed) or "
-                               "group_by_length (less padding; near-duplicate batches on uniform data)",
-                               choices=("group_by_length", "random"))  # fmt: skip
+    train_sampling: str = _opt(
+        "random",
+        "SFT batches without packing: random (mixed) or "
+        "group_by_length (less padding; near-duplicate batches on uniform data)",
+        choices=("group_by_length", "random"),
+    )
     learning_rate: float = _opt(2e-4, "peak learning rate")
     epochs: float = _opt(3.0, "training epochs")
-    max_steps: int = _opt(
-        -1, "stop each training phase after this many optimizer steps (-1: EPOCHS)"
-    )
+    max_steps: int = _opt(-1, "stop each training phase after this many optimizer steps (-1: EPOCHS)")
     warmup_ratio: float = _opt(0.03, "fraction of steps with learning-rate warm-up")
     eval_steps: int = _opt(0, "evaluate dev loss and save every N steps (0: four times an epoch)")
-    early_stopping_patience: int = _opt(
-        3, "evaluations without dev-loss improvement before stopping"
-    )
+    early_stopping_patience: int = _opt(3, "evaluations without dev-loss improvement before stopping")
     resume: bool = _opt(True, "continue a killed phase from its last checkpoint (0: start over)")
     # Rollouts and preference pairs (stage 07), the self-improvement loop (make loop)
-    policy: str = _opt("phaseB", "checkpoint that samples the rollouts and that Phase C starts "
-                                 "from and is referenced to: phaseB, phaseC, a folder")  # fmt: skip
+    policy: str = _opt(
+        "phaseB",
+        "checkpoint that samples the rollouts and that Phase C starts "
+        "from and is referenced to: phaseB, phaseC, a folder",
+    )
     rollouts_per_question: int = _opt(8, "K: trajectories sampled per training question")
     rollout_questions: int = _opt(0, "roll out the first N training questions (0: all)")
-    rollout_strategies: str = _opt("none,cot,explicit,alternating",
-                                   "arms: reasoning strategies (x ROLLOUT_TEMPERATURES)")  # fmt: skip
+    rollout_strategies: str = _opt(
+        "none,cot,explicit,alternating", "arms: reasoning strategies (x ROLLOUT_TEMPERATURES)"
+    )
     rollout_temperatures: str = _opt("0.3,0.8", "arms: sampling temperatures")
-    bandit: str = _opt("ucb1", "how the K samples are spread over the arms",
-                       choices=("ucb1", "thompson"))  # fmt: skip
+    bandit: str = _opt("ucb1", "how the K samples are spread over the arms", choices=("ucb1", "thompson"))
     rollout_chunk: int = _opt(16, "questions sampled between two bandit updates")
     rollout_max_new_tokens: int = _opt(512, "token limit of one trajectory")
-    counterfactual: bool = _opt(True, "s_cf: re-ask each question paraphrased and (numbers) "
-                                      "perturbed, greedily, once per strategy")  # fmt: skip
-    self_reward_judge: str = _opt("policy", "who scores trajectories with the Self-Rewarding "
-                                            "5-point prompt", choices=("policy", "teacher", "none"))  # fmt: skip
+    counterfactual: bool = _opt(
+        True, "s_cf: re-ask each question paraphrased and (numbers) perturbed, greedily, once per strategy"
+    )
+    self_reward_judge: str = _opt(
+        "policy",
+        "who scores trajectories with the Self-Rewarding 5-point prompt",
+        choices=("policy", "teacher", "none"),
+    )
     judge_max_new_tokens: int = _opt(160, "token limit of a self-reward judgement")
     alpha_correct: float = _opt(1.0, "reward weight of correctness")
     beta_coherence: float = _opt(0.5, "reward weight of coherence s_wm")
     length_penalty: float = _opt(0.0005, "reward penalty per generated token")
     coherence_weights: str = _opt("0.4,0.4,0.2", "s_wm weights of s_end, s_path, s_cf")
     celr_weights: str = _opt("0.6,0.2,0.2", "CELR composite weights of success, efficiency, cost")
-    pair_mode: str = _opt("correctness", "correctness: correct over incorrect, then coherent over "
-                          "less coherent; spin: the Phase B target over the policy's own answer",
-                          choices=("correctness", "spin"))  # fmt: skip
+    pair_mode: str = _opt(
+        "correctness",
+        "correctness: correct over incorrect, then coherent over "
+        "less coherent; spin: the Phase B target over the policy's own answer",
+        choices=("correctness", "spin"),
+    )
     pairs_per_question: int = _opt(4, "cap on preference pairs from one question")
-    rejected_cut: str = _opt("none", "correctness pairs' rejected answer: none (whole) or "
-                             "first_error (up to its first step that no correct answer states)",
-                             choices=("none", "first_error"))  # fmt: skip
+    rejected_cut: str = _opt(
+        "none",
+        "correctness pairs' rejected answer: none (whole) or "
+        "first_error (up to its first step that no correct answer states)",
+        choices=("none", "first_error"),
+    )
     coherence_margin: float = _opt(0.1, "coherence pairs need a reward gap above this")
-    rollout_subdir: str = _opt("", "write rollouts and preferences under data/RUN/<this> "
-                                   "(make loop sets it per iteration)")  # fmt: skip
+    rollout_subdir: str = _opt(
+        "", "write rollouts and preferences under data/RUN/<this> (make loop sets it per iteration)"
+    )
     iterations: int = _opt(1, "make loop: rollouts -> pairs -> DPO rounds at most")
-    loop_losses: str = _opt("", "make loop: DPO losses trained each round, best on dev kept "
-                                "(default: DPO_LOSS)")  # fmt: skip
+    loop_losses: str = _opt(
+        "", "make loop: DPO losses trained each round, best on dev kept (default: DPO_LOSS)"
+    )
     loop_patience: int = _opt(1, "make loop: rounds without a dev gain before stopping")
     # Phase C (stage 08)
-    dpo_output: str = _opt("phaseC", "checkpoint folder under checkpoints/RUN/ that Phase C "
-                                     "writes (make loop sets it per round and loss)")  # fmt: skip
-    dpo_data: str = _opt(
-        "auto", "pairs to train on: preferences (stage 07), pairs (stage 04), both, or auto "
-        "(preferences when present, else pairs)", choices=("auto", "preferences", "pairs", "both"),
-    )  # fmt: skip
-    dpo_loss: str = _opt(
-        "sigmoid", "sigmoid, ipo, robust, cal_dpo, dr_dpo, centered; '+sft' adds NLL"
+    dpo_output: str = _opt(
+        "phaseC",
+        "checkpoint folder under checkpoints/RUN/ that Phase C writes (make loop sets it per round and loss)",
     )
+    dpo_data: str = _opt(
+        "auto",
+        "pairs to train on: preferences (stage 07), pairs (stage 04), both, or auto "
+        "(preferences when present, else pairs)",
+        choices=("auto", "preferences", "pairs", "both"),
+    )
+    dpo_loss: str = _opt("sigmoid", "sigmoid, ipo, robust, cal_dpo, dr_dpo, centered; '+sft' adds NLL")
     dpo_beta: float = _opt(0.1, "DPO beta")
     dpo_sft_weight: float = _opt(1.0, "weight of the NLL term in '+sft' (Iterative RPO)")
     dpo_label_smoothing: float = _opt(0.1, "robust DPO: assumed rate of flipped labels")
     dr_dpo_beta: float = _opt(1.0, "Dr-DPO beta'")
     dpo_schedule: str = _opt(
-        "none", "seed: epoch 1 beta 0.05, epochs 2-3 beta 0.1 centered, epoch 4 + noisy-pair filter",
+        "none",
+        "seed: epoch 1 beta 0.05, epochs 2-3 beta 0.1 centered, epoch 4 + noisy-pair filter",
         choices=("none", "seed"),
-    )  # fmt: skip
-    noisy_fraction: float = _opt(0.15, "schedule epoch 4: pairs dropped where the reference most "
-                                       "prefers the rejected answer")  # fmt: skip
+    )
+    noisy_fraction: float = _opt(
+        0.15, "schedule epoch 4: pairs dropped where the reference most prefers the rejected answer"
+    )
     dpo_learning_rate: float = _opt(5e-5, "Phase C learning rate")
     dpo_epochs: float = _opt(1.0, "Phase C epochs (the seed schedule uses 4)")
     # Generation (stages 02, 07, 09) and the student's drafts (stage 02)
     gen_batch_size: int = _opt(32, "prompts per generation batch (halved on CUDA OOM)")
-    gen_backend: str = _opt("hf", "generation for stages 02, 07, 09: hf, or vllm (CUDA, "
-                                  "pip install vllm)", choices=("hf", "vllm"))  # fmt: skip
+    gen_backend: str = _opt(
+        "hf", "generation for stages 02, 07, 09: hf, or vllm (CUDA, pip install vllm)", choices=("hf", "vllm")
+    )
     vllm_tensor_parallel: int = _opt(1, "vLLM: GPUs one model is split over")
     vllm_data_parallel: int = _opt(1, "vLLM: model replicas, each on its own GPUs")
     draft_max_new_tokens: int = _opt(96, "token limit of a student draft")
@@ -193,9 +214,10 @@ class Config:
     heldout_fraction: float = _opt(0.1, "teacher data held out for evaluation (REPAIRITY)")
     # Evaluation (stage 09)
     eval_checkpoints: str = _opt(
-        "", "comma-separated: base, phaseA, phaseB, phaseC, merged-phaseX, loop/roundN-LOSS, a folder "
+        "",
+        "comma-separated: base, phaseA, phaseB, phaseC, merged-phaseX, loop/roundN-LOSS, a folder "
         "or a hub id (default: base and every trained phase)",
-    )  # fmt: skip
+    )
     eval_samples: int = _opt(0, "evaluate the first N test questions (0: all)")
     eval_max_new_tokens: int = _opt(512, "answer token limit; the truncation rate is reported")
     eval_ablations: bool = _opt(True, "draft ablations and attribution on the last phase")
@@ -298,9 +320,7 @@ def parse_value(key: str, raw: str, source: str):
         try:
             value = float(raw)
         except ValueError:
-            raise ConfigError(
-                f"{name}={raw!r}{where} is not a number; e.g. {name}={f.default}"
-            ) from None
+            raise ConfigError(f"{name}={raw!r}{where} is not a number; e.g. {name}={f.default}") from None
     elif kind == "bool":
         low = raw.lower()
         if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
@@ -310,9 +330,7 @@ def parse_value(key: str, raw: str, source: str):
         value = raw
     choices = f.metadata["choices"]
     if choices and value not in choices and not (value == "" and f.default == ""):
-        raise ConfigError(
-            f"{name}={raw!r}{where} is not allowed; choose one of {'|'.join(choices)}"
-        )
+        raise ConfigError(f"{name}={raw!r}{where} is not allowed; choose one of {'|'.join(choices)}")
     return value
 
 
@@ -345,9 +363,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             continue
         default = f" (default: {f.default})" if f.default != "" else ""
         group.add_argument(
-            "--" + f.name.replace("_", "-"), dest=f"cfg_{f.name}", metavar=f.name.upper(),
-            help=f.metadata["help"] + default, default=None,
-        )  # fmt: skip
+            "--" + f.name.replace("_", "-"),
+            dest=f"cfg_{f.name}",
+            metavar=f.name.upper(),
+            help=f.metadata["help"] + default,
+            default=None,
+        )
 
 
 def load_config(
@@ -398,12 +419,26 @@ def load_config(
 
 
 def _check_ranges(cfg: Config) -> None:
-    at_least_one = ("train_samples", "batch_size", "grad_accum", "max_length", "lora_r",
-                    "gen_batch_size", "draft_max_new_tokens", "teacher_attempts",
-                    "teacher_concurrency", "teacher_max_tokens", "eval_max_new_tokens",
-                    "rollouts_per_question", "rollout_chunk", "rollout_max_new_tokens",
-                    "judge_max_new_tokens", "pairs_per_question", "iterations",
-                    "loop_patience")  # fmt: skip
+    at_least_one = (
+        "train_samples",
+        "batch_size",
+        "grad_accum",
+        "max_length",
+        "lora_r",
+        "gen_batch_size",
+        "draft_max_new_tokens",
+        "teacher_attempts",
+        "teacher_concurrency",
+        "teacher_max_tokens",
+        "eval_max_new_tokens",
+        "rollouts_per_question",
+        "rollout_chunk",
+        "rollout_max_new_tokens",
+        "judge_max_new_tokens",
+        "pairs_per_question",
+        "iterations",
+        "loop_patience",
+    )
     for key in at_least_one:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key.upper()}={getattr(cfg, key)} must be at least 1")
@@ -415,8 +450,10 @@ def _check_ranges(cfg: Config) -> None:
         for loss in split_list(getattr(cfg, key)):
             parts = loss.split("+")
             if any(p not in DPO_LOSSES for p in parts) or parts[0] == "sft":
-                raise ConfigError(f"{key.upper()}: {loss!r} is not allowed; choose one of "
-                                  f"{'|'.join(DPO_LOSSES[:-1])}, optionally with '+sft' (e.g. sigmoid+sft)")  # fmt: skip
+                raise ConfigError(
+                    f"{key.upper()}: {loss!r} is not allowed; choose one of "
+                    f"{'|'.join(DPO_LOSSES[:-1])}, optionally with '+sft' (e.g. sigmoid+sft)"
+                )
     _check_lists(cfg)
     if cfg.dpo_beta <= 0 or not 0 <= cfg.dpo_label_smoothing < 0.5:
         raise ConfigError("DPO_BETA must be > 0 and DPO_LABEL_SMOOTHING in [0, 0.5)")
@@ -425,8 +462,10 @@ def _check_ranges(cfg: Config) -> None:
     if not 0 <= cfg.lora_dropout < 1:
         raise ConfigError(f"LORA_DROPOUT={cfg.lora_dropout} must be in [0, 1)")
     if cfg.load_in_4bit and cfg.finetune == "full":
-        raise ConfigError("FINETUNE=full trains every weight and can't on a 4-bit model; set "
-                          "LOAD_IN_4BIT=0 or FINETUNE=lora")  # fmt: skip
+        raise ConfigError(
+            "FINETUNE=full trains every weight and can't on a 4-bit model; set "
+            "LOAD_IN_4BIT=0 or FINETUNE=lora"
+        )
     if cfg.load_in_4bit and cfg.hw == "cpu":
         raise ConfigError("LOAD_IN_4BIT=1 needs a CUDA GPU (bitsandbytes); use HW=4060 on a GPU")
 
@@ -436,10 +475,11 @@ def _check_lists(cfg: Config) -> None:
     strategies = split_list(cfg.rollout_strategies)
     bad = [s for s in strategies if s not in STRATEGIES]
     if bad or not strategies:
-        raise ConfigError(f"ROLLOUT_STRATEGIES={cfg.rollout_strategies!r}: use a comma-separated "
-                          f"list of {'|'.join(STRATEGIES)}")  # fmt: skip
-    for key, length in (("rollout_temperatures", None), ("coherence_weights", 3),
-                        ("celr_weights", 3)):  # fmt: skip
+        raise ConfigError(
+            f"ROLLOUT_STRATEGIES={cfg.rollout_strategies!r}: use a comma-separated "
+            f"list of {'|'.join(STRATEGIES)}"
+        )
+    for key, length in (("rollout_temperatures", None), ("coherence_weights", 3), ("celr_weights", 3)):
         raw = getattr(cfg, key)
         try:
             values = [float(v) for v in split_list(raw)]
@@ -447,8 +487,10 @@ def _check_lists(cfg: Config) -> None:
             values = []
         if not values or any(v < 0 for v in values) or (length and len(values) != length):
             shape = f"{length} comma-separated numbers" if length else "comma-separated numbers"
-            raise ConfigError(f"{key.upper()}={raw!r} must be {shape}, each 0 or more "
-                              f"(e.g. {key.upper()}={FIELDS[key].default})")  # fmt: skip
+            raise ConfigError(
+                f"{key.upper()}={raw!r} must be {shape}, each 0 or more "
+                f"(e.g. {key.upper()}={FIELDS[key].default})"
+            )
 
 
 def print_config(cfg: Config, stage: str) -> None:

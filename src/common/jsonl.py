@@ -57,9 +57,7 @@ def read_jsonl(path: Path, made_by: str | None = None) -> list[dict]:
                     f"{path}:{lineno}: invalid JSON ({err.msg}); fix or delete that line"
                 ) from None
             if not isinstance(row, dict):
-                raise DataError(
-                    f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}"
-                )
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)
     return rows
 

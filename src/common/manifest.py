@@ -14,9 +14,16 @@ from common.config import ROOT, Config
 from common.jsonl import write_json
 
 PACKAGES = (
-    "torch", "transformers", "tokenizers", "datasets", "accelerate", "peft", "trl",
-    "openai", "anthropic",
-)  # fmt: skip
+    "torch",
+    "transformers",
+    "tokenizers",
+    "datasets",
+    "accelerate",
+    "peft",
+    "trl",
+    "openai",
+    "anthropic",
+)
 
 
 def sha256_file(path: Path) -> str:
@@ -43,8 +50,10 @@ def git_commit() -> str:
     try:
         out = subprocess.run(
             ["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=40"],
-            capture_output=True, text=True, timeout=10,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() or "unknown"

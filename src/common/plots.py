@@ -21,16 +21,17 @@ PANELS = [
 
 def plot_training_curves(log_history: list[dict], path: Path, title: str) -> Path | None:
     """One panel per metric present in the log, against the optimizer step."""
-    panels = [(name, series) for name, series in PANELS
-              if any(key in row for row in log_history for key, _ in series)]  # fmt: skip
+    panels = [
+        (name, series)
+        for name, series in PANELS
+        if any(key in row for row in log_history for key, _ in series)
+    ]
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (name, series) in zip(axes[0], panels, strict=True):
         for key, label in series:
-            points = [
-                (row["step"], row[key]) for row in log_history if key in row and "step" in row
-            ]
+            points = [(row["step"], row[key]) for row in log_history if key in row and "step" in row]
             if points:
                 steps, values = zip(*points, strict=True)
                 ax.plot(steps, values, marker="o" if len(points) < 30 else None, ms=3, label=label)
@@ -47,7 +48,7 @@ def plot_training_curves(log_history: list[dict], path: Path, title: str) -> Pat
 
 def plot_rollout_scores(rows: list[dict], scores: tuple[str, ...], path: Path) -> Path:
     """One histogram per score, correct and incorrect trajectories overlaid."""
-    from common.rollout_report import score_value
+    from common.rollout.report import score_value
 
     trajectories = [t for r in rows for t in r["trajectories"]]
     fig, axes = plt.subplots(2, (len(scores) + 1) // 2, figsize=(14, 6), squeeze=False)
@@ -70,12 +71,20 @@ def plot_rollout_scores(rows: list[dict], scores: tuple[str, ...], path: Path) -
 def plot_loop(rounds: list[dict], path: Path) -> Path:
     """Dev accuracy per round of `make loop`: every loss tried, and the one kept."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot([r["round"] for r in rounds], [r["dev_accuracy"] for r in rounds], "o-", color="black",
-            label="kept (best on dev)")  # fmt: skip
+    ax.plot(
+        [r["round"] for r in rounds],
+        [r["dev_accuracy"] for r in rounds],
+        "o-",
+        color="black",
+        label="kept (best on dev)",
+    )
     losses = sorted({loss for r in rounds for loss in r.get("candidates", {})})
     for loss in losses:
-        points = [(r["round"], r["candidates"][loss]["dev_accuracy"])
-                  for r in rounds if loss in r.get("candidates", {})]  # fmt: skip
+        points = [
+            (r["round"], r["candidates"][loss]["dev_accuracy"])
+            for r in rounds
+            if loss in r.get("candidates", {})
+        ]
         ax.plot(*zip(*points, strict=True), "x", ms=7, label=loss)
     ax.set_xlabel("round (0 = starting policy)")
     ax.set_ylabel("dev accuracy")

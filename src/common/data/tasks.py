@@ -1,0 +1,156 @@
+"""The benchmark tasks behind one small interface: load a split as canonical examples, build a
+prompt for a reasoning strategy, extract and judge a final answer, give the class-balance label.
+
+A canonical example is {"id", "question", "answer", "rationale"} (+ "facts", "decomposition" for
+yes/no tasks); "answer" is the normalised gold: "72" or "yes"/"no".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from common.data import answers, prompts, synthetic
+from common.data.loading import Source, load_source, sibling_test_file
+from common.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    answer_kind: str  # "number" | "yesno"
+    train_source: str  # hub id, or "" for a generated task
+    test_source: str
+    hub_config: str | None = None
+    test_split: str = "test"
+
+    # -- data ---------------------------------------------------------------------------------
+    def sources(self, dataset_path: str = "", test_path: str = "") -> tuple[str, str]:
+        """Train and test sources. A local train file with no TEST_PATH uses its sibling test file."""
+        train = dataset_path or self.train_source
+        test = test_path
+        if not test and dataset_path:
+            sibling = sibling_test_file(dataset_path)
+            test = str(sibling) if sibling else self.test_source
+        return train, test or self.test_source
+
+    def load_split(self, split: str, source: str) -> list[dict]:
+        """Canonical examples of `split` ("train" or "test") from `source` ("" = generated)."""
+        if not source:
+            rows = synthetic.generate(self.name, split)
+            src = Source(f"<generated {self.name} {split}>", rows)
+        else:
+            hub_split = self.test_split if split == "test" else "train"
+            src = load_source(source, hub_split, self.hub_config)
+        return [self.normalize(row, src.where(i)) for i, row in enumerate(src.rows)]
+
+    def normalize(self, row: dict, where: str) -> dict:
+        question = row.get("question")
+        if not isinstance(question, str) or not question.strip():
+            raise DataError(f"{where}: missing field 'question'; every row needs the question text")
+        if row.get("answer") is None:
+            raise DataError(f"{where}: missing field 'answer'; every row needs the gold answer")
+        return self._normalize(row, question.strip(), where)
+
+    def _normalize(self, row: dict, question: str, where: str) -> dict:
+        raise NotImplementedError
+
+    def rationale_steps(self, example: dict) -> list[str]:
+        """Reasoning steps from the dataset itself: GSM8K's worked solution (calculator
+        annotations removed), StrategyQA's facts (or its decomposition)."""
+        if self.answer_kind == "yesno":
+            steps = example.get("facts") or example.get("decomposition") or []
+            return steps or ["Recall what is known about the question."]
+        lines = [re.sub(r"<<[^>]*>>", "", line).strip() for line in example["rationale"].splitlines()]
+        return [line for line in lines if line] or ["Compute the result directly."]
+
+    def label(self, example: dict) -> str | None:
+        """The class used for stratified sampling and balance; None for open answers."""
+        return example["answer"] if self.answer_kind == "yesno" else None
+
+    # -- prompts and grading ------------------------------------------------------------------
+    def build_messages(self, question: str, strategy: str, draft: str | None = None) -> list[dict]:
+        return prompts.build_messages(question, strategy, self.answer_kind, draft)
+
+    def build_draft_messages(self, question: str) -> list[dict]:
+        return prompts.build_draft_messages(question, self.answer_kind)
+
+    def build_teacher_messages(
+        self, question: str, draft: str | None = None, hint: str | None = None
+    ) -> list[dict]:
+        return prompts.build_teacher_messages(question, self.answer_kind, draft, hint)
+
+    def extract_answer(self, text: str) -> str | None:
+        if self.answer_kind == "number":
+            return answers.extract_number(text)
+        return answers.extract_yes_no(text)
+
+    def is_correct(self, pred: str | None, gold: str) -> bool:
+        if self.answer_kind == "number":
+            return answers.numbers_equal(pred, gold)
+        return pred is not None and pred == gold
+
+
+def _stable_id(task: str, row: dict, question: str) -> str:
+    for key in ("id", "qid"):
+        if row.get(key) not in (None, ""):
+            return str(row[key])
+    return f"{task}-{hashlib.sha1(question.encode()).hexdigest()[:12]}"
+
+
+class NumericTask(Task):
+    """GSM8K form: a worked solution ending in '#### N', or a bare number."""
+
+    def _normalize(self, row: dict, question: str, where: str) -> dict:
+        raw = str(row["answer"])
+        rationale, sep, final = raw.rpartition("####")
+        gold = answers.normalize_number(final.strip()) if sep else answers.normalize_number(raw)
+        if gold is None:
+            raise DataError(f"{where}: answer {raw[-40:]!r} has no final number; end it with '#### N'")
+        return {
+            "id": _stable_id(self.name, row, question),
+            "question": question,
+            "answer": gold,
+            "rationale": rationale.strip(),
+        }
+
+
+def _as_list(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [line.strip() for line in value.splitlines() if line.strip()]
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+class YesNoTask(Task):
+    """StrategyQA form: a boolean answer with facts and a decomposition into sub-questions."""
+
+    def _normalize(self, row: dict, question: str, where: str) -> dict:
+        gold = answers.normalize_yes_no(row["answer"])
+        if gold is None:
+            raise DataError(f"{where}: answer {row['answer']!r} is not yes/no; use true/false or yes/no")
+        facts = _as_list(row.get("facts"))
+        return {
+            "id": _stable_id(self.name, row, question),
+            "question": question,
+            "answer": gold,
+            "rationale": " ".join(facts),
+            "facts": facts,
+            "decomposition": _as_list(row.get("decomposition")),
+        }
+
+
+TASKS: dict[str, Task] = {
+    "gsm8k": NumericTask("gsm8k", "number", "openai/gsm8k", "madrylab/gsm8k-platinum", "main"),
+    "strategyqa": YesNoTask("strategyqa", "yesno", "ChilleD/StrategyQA", "ChilleD/StrategyQA"),
+    "arith": NumericTask("arith", "number", "", ""),
+    "compare": YesNoTask("compare", "yesno", "", ""),
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ConfigError(f"TASK={name!r} is not allowed; choose one of {'|'.join(TASKS)}")
+    return TASKS[name]

@@ -1,0 +1,81 @@
+"""The seed plan's clarifying-question check: a teacher model judges, question by question,
+whether the trained student's clarifying questions or the base model's would help more.
+Sides are shuffled per question so the judge's position bias cancels out."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+from common.config import Config
+from common.teacher.backends import Job, Reply, make_teacher
+from common.teacher.runner import ask_teacher
+
+JUDGE_PROMPT = (
+    "A student must answer this question:\n{question}\n\nBefore answering, two students wrote "
+    "down clarifying questions.\n\nSet A:\n{a}\n\nSet B:\n{b}\n\nWhich set would help more to "
+    "answer the question correctly? Reply with 'Verdict: A', 'Verdict: B' or 'Verdict: tie'."
+)
+
+
+def judge_messages(question: str, set_a: list[str], set_b: list[str]) -> list[dict]:
+    def show(qs: list[str]) -> str:
+        return "\n".join(f"- {q}" for q in qs) or "(no questions)"
+
+    return [
+        {
+            "role": "user",
+            "content": JUDGE_PROMPT.format(question=question, a=show(set_a), b=show(set_b)),
+        }
+    ]
+
+
+def parse_verdict(text: str) -> str | None:
+    """'A', 'B' or 'tie'; None when the judge's reply can't be read (excluded, never a win)."""
+    m = re.search(r"verdict\s*:\s*\**\s*(A|B|tie)\b", text, re.IGNORECASE)
+    if not m:
+        return None
+    v = m.group(1)
+    return "tie" if v.lower() == "tie" else v.upper()
+
+
+def question_win_rate(
+    cfg: Config, task, questions: list[dict], trained: dict, base: dict, ledger: Path
+) -> dict:
+    """Win rate of the trained model's clarifying questions over the base model's."""
+    if cfg.teacher == "offline":
+        return {"note": "not measured: TEACHER=offline cannot judge; set TEACHER=openai or anthropic."}
+    rng = random.Random(cfg.random_seed)
+    jobs, trained_side = [], {}
+    for q in questions:
+        mine, theirs = trained[q["id"]]["questions"], base[q["id"]]["questions"]
+        trained_side[q["id"]] = "A" if rng.random() < 0.5 else "B"
+        a, b = (mine, theirs) if trained_side[q["id"]] == "A" else (theirs, mine)
+        jobs.append(Job(q["id"], 0, judge_messages(q["question"], a, b), q))
+    verdicts: dict[str, str | None] = {}
+
+    def on_reply(job: Job, reply: Reply) -> None:
+        verdicts[job.id] = parse_verdict(reply.text) if reply.status == "ok" else None
+
+    ask_teacher(cfg, make_teacher(cfg, task), jobs, on_reply, ledger, desc="judge")
+    wins = sum(verdicts.get(i) == side for i, side in trained_side.items())
+    ties = sum(verdicts.get(i) == "tie" for i in trained_side)
+    unreadable = sum(verdicts.get(i) is None for i in trained_side)
+    decided = len(trained_side) - ties - unreadable
+    rate = wins / decided if decided else None
+    return {
+        "n": len(trained_side),
+        "wins": wins,
+        "losses": decided - wins,
+        "ties": ties,
+        "unreadable": unreadable,
+        "win_rate": rate,
+        "note": (
+            f"the trained model's clarifying questions won {wins} of {decided} decided "
+            f"comparisons ({rate:.0%}; {ties} ties, {unreadable} unreadable verdicts excluded); "
+            f"the seed targets a +10% win rate"
+            if decided
+            else "no decided comparisons."
+        ),
+    }

@@ -1,0 +1,144 @@
+"""What stage 07 saw: per-arm pulls, reward and accuracy, pair counts by type, score
+distributions, and how often the self-reward judge agrees with correctness."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+SCORES = ("s_end", "s_path", "s_cf", "s_wm", "reward", "length", "self_reward", "celr_total")
+
+
+def score_value(t: dict, name: str):
+    return t["celr"]["total"] if name == "celr_total" else t.get(name)
+
+
+def _dist(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    q = statistics.quantiles(values, n=10) if len(values) > 1 else [values[0]] * 9
+    return {
+        "n": len(values),
+        "mean": round(statistics.fmean(values), 4),
+        "p10": round(q[0], 4),
+        "p50": round(statistics.median(values), 4),
+        "p90": round(q[-1], 4),
+    }
+
+
+def judge_agreement(rows: list[dict]) -> dict:
+    """Within each question, over every (correct, incorrect) pair of trajectories that both have a
+    parsed score: how often the judge scores the correct one higher (a tie counts half)."""
+    status = Counter(t["judge_status"] for r in rows for t in r["trajectories"])
+    wins = pairs = 0.0
+    for r in rows:
+        scored = [t for t in r["trajectories"] if t["self_reward"] is not None]
+        for c in (t for t in scored if t["correct"]):
+            for w in (t for t in scored if not t["correct"]):
+                pairs += 1
+                wins += (
+                    1.0
+                    if c["self_reward"] > w["self_reward"]
+                    else 0.5 * (c["self_reward"] == w["self_reward"])
+                )
+    return {
+        "judged": status["ok"],
+        "unparseable": status["unparseable"],
+        "not_judged": status["not_judged"],
+        "pairs": int(pairs),
+        "agreement": round(wins / pairs, 4) if pairs else None,
+    }
+
+
+def build_rollout_report(rows: list[dict], pairs: list[dict], counts: list[dict], bandit_state: dict) -> dict:
+    trajectories = [t for r in rows for t in r["trajectories"]]
+    arms = {}
+    for i, arm in enumerate(bandit_state["arms"]):
+        mine = [t for t in trajectories if t["arm"] == arm]
+        arms[arm] = {
+            "pulls": bandit_state["pulls"][i],
+            "mean_bandit_reward": bandit_state["mean_reward"][i],
+            "mean_reward": round(statistics.fmean(t["reward"] for t in mine), 4) if mine else None,
+            "accuracy": round(sum(t["correct"] for t in mine) / len(mine), 4) if mine else None,
+        }
+    by_type = Counter(p["pair_type"] for p in pairs)
+    scores = {}
+    for name in SCORES:
+        values = [(score_value(t, name), t["correct"]) for t in trajectories]
+        values = [(v, c) for v, c in values if v is not None]
+        scores[name] = {
+            "all": _dist([v for v, _ in values]),
+            "correct": _dist([v for v, c in values if c]),
+            "incorrect": _dist([v for v, c in values if not c]),
+        }
+    cut = sum(p.get("rejected_cut", False) for p in pairs)  # REJECTED_CUT=first_error
+    return {
+        "questions": len(rows),
+        "trajectories": len(trajectories),
+        "trajectory_accuracy": round(sum(t["correct"] for t in trajectories) / len(trajectories), 4)
+        if trajectories
+        else None,
+        "pass_at_k": round(sum(any(t["correct"] for t in r["trajectories"]) for r in rows) / len(rows), 4)
+        if rows
+        else None,
+        "all_correct_questions": sum(c.get("all_correct", False) for c in counts),
+        "all_wrong_questions": sum(c.get("all_wrong", False) for c in counts),
+        "ties_dropped": sum(c.get("ties_dropped", 0) for c in counts),
+        "pairs": {
+            "total": len(pairs),
+            **dict(sorted(by_type.items())),
+            **({"rejected_cut": cut} if cut else {}),
+        },
+        "bandit": {"method": bandit_state["method"], "arms": arms},
+        "scores": scores,
+        "judge": judge_agreement(rows),
+    }
+
+
+def render_markdown(report: dict) -> str:
+    lines = [
+        "# Rollouts (stage 07)",
+        "",
+        f"{report['questions']} questions, {report['trajectories']} trajectories; "
+        f"trajectory accuracy {report['trajectory_accuracy']}, pass@K {report['pass_at_k']}.",
+        f"Questions with every trajectory correct: {report['all_correct_questions']}; "
+        f"every trajectory wrong: {report['all_wrong_questions']} (neither gives a "
+        f"correctness pair). Ties dropped: {report['ties_dropped']}.",
+        "",
+        "## Pairs",
+        "",
+        "| type | count |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {v} |" for k, v in report["pairs"].items()]
+    lines += [
+        "",
+        f"## Arms ({report['bandit']['method']})",
+        "",
+        "| arm | pulls | mean bandit reward | mean reward | accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    for arm, a in report["bandit"]["arms"].items():
+        lines.append(
+            f"| {arm} | {a['pulls']} | {a['mean_bandit_reward']} | {a['mean_reward']} | {a['accuracy']} |"
+        )
+    lines += [
+        "",
+        "## Scores (mean; correct vs incorrect trajectories)",
+        "",
+        "| score | all | correct | incorrect |",
+        "|---|---|---|---|",
+    ]
+    for name, d in report["scores"].items():
+        cells = [d[k]["mean"] if d[k] else "-" for k in ("all", "correct", "incorrect")]
+        lines.append(f"| {name} | " + " | ".join(str(c) for c in cells) + " |")
+    j = report["judge"]
+    lines += [
+        "",
+        "## Self-reward judge",
+        "",
+        f"Judged {j['judged']}, unparseable {j['unparseable']} (excluded), not judged "
+        f"{j['not_judged']}. Agreement with correctness over {j['pairs']} within-question "
+        f"(correct, incorrect) pairs: {j['agreement']}.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,93 @@
+"""Every score of one question's rollout trajectories: correctness, the coherence scores, length,
+the self-reward judgement, the correctness-first reward, the bandit's reward and CELR's composite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import float_list
+from common.rollout.coherence import path_items, reward, s_cf, s_end, s_path, s_wm
+from common.rollout.self_reward import parse_score
+
+
+@dataclass(frozen=True)
+class Weights:
+    alpha: float  # ALPHA_CORRECT
+    beta: float  # BETA_COHERENCE
+    length_penalty: float  # LENGTH_PENALTY, per token
+    coherence: tuple[float, float, float]  # s_end, s_path, s_cf
+    celr: tuple[float, float, float]  # success, efficiency, cost
+    max_new_tokens: int  # the token budget CELR's cost score is measured against
+
+    @classmethod
+    def from_config(cls, cfg) -> Weights:
+        return cls(
+            cfg.alpha_correct,
+            cfg.beta_coherence,
+            cfg.length_penalty,
+            tuple(float_list(cfg, "coherence_weights")),
+            tuple(float_list(cfg, "celr_weights")),
+            cfg.rollout_max_new_tokens,
+        )
+
+
+def celr_composite(correct: bool, retries: int, tokens: int, w: Weights) -> dict:
+    """CELR's trajectory scorer: success, efficiency = 1/(1 + retries), cost = the share of the
+    token budget left, and their weighted total (weights renormalised to sum to 1)."""
+    success, efficiency = float(correct), 1.0 / (1 + retries)
+    cost = max(0.0, 1.0 - tokens / w.max_new_tokens)
+    total = sum(w.celr) or 1.0
+    weighted = (w.celr[0] * success + w.celr[1] * efficiency + w.celr[2] * cost) / total
+    return {
+        "success": success,
+        "efficiency": round(efficiency, 4),
+        "cost": round(cost, 4),
+        "total": round(weighted, 4),
+    }
+
+
+def bandit_reward(value: float, w: Weights) -> float:
+    """A trajectory's reward mapped into [0, 1] for the bandit (its best is alpha + beta)."""
+    top = w.alpha + w.beta
+    return min(1.0, max(0.0, value / top)) if top > 0 else 0.0
+
+
+def score_trajectories(
+    trajectories: list[dict],
+    answer_kind: str,
+    probe_answers: dict[str, dict[str, str | None]],
+    judgements: list[str | None],
+    w: Weights,
+) -> list[dict]:
+    """Add the scores to each trajectory of one question, in sampling order.
+
+    Each trajectory has text, pred, correct, tokens, strategy; probe_answers maps a strategy to
+    its probes' answers ({} when counterfactuals are off); a judgement None means not judged.
+    """
+    ends = s_end([t["pred"] for t in trajectories])
+    paths = s_path([path_items(t["text"], answer_kind) for t in trajectories])
+    out = []
+    for k, (t, end, path, judged) in enumerate(zip(trajectories, ends, paths, judgements, strict=True)):
+        cf = s_cf(t["pred"], probe_answers.get(t["strategy"], {}))
+        wm = s_wm(end, path, cf, w.coherence)
+        value = reward(t["correct"], wm, t["tokens"], w.alpha, w.beta, w.length_penalty)
+        score = parse_score(judged) if judged is not None else None
+        judge_status = "not_judged" if judged is None else "ok" if score is not None else "unparseable"
+        out.append(
+            {
+                **t,
+                "s_end": round(end, 4),
+                "s_path": round(path, 4),
+                "s_cf": None if cf is None else round(cf, 4),
+                "s_wm": round(wm, 4),
+                "length": t["tokens"],
+                "self_reward": score,
+                "judge_status": judge_status,
+                "judge_output": judged,
+                "reward": round(value, 4),
+                "bandit_reward": round(bandit_reward(value, w), 4),
+                "celr": celr_composite(t["correct"], k, t["tokens"], w),
+            }
+        )
+    return out

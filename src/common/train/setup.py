@@ -1,0 +1,234 @@
+"""What the three training phases share: the student (LoRA or full weights) for the profile, Trainer
+arguments, resume, the out-of-memory message, and finishing a phase (best adapter, tokenizer,
+model card, curves, manifest).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from common.config import TINY_MODEL_DIR, Config, shown
+from common.errors import ConfigError, DataError, LooperError
+from common.manifest import write_manifest
+from common.models.checkpoints import check_exists, is_adapter, is_checkpoint
+from common.models.loading import attn_implementation, load_tokenizer, model_kwargs
+from common.plots import plot_training_curves
+
+MANIFEST = "train.manifest.json"
+
+
+def lora_config(cfg: Config):
+    from peft import LoraConfig
+
+    targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
+
+
+def load_student(cfg: Config, init_checkpoint: Path | None = None):
+    """(model, tokenizer) to train. LoRA: the profile's base model (4-bit for QLoRA) with a new
+    adapter, or with the `init_checkpoint` adapter loaded trainable. FINETUNE=full: every weight of
+    the base model, or of the `init_checkpoint` model, trainable."""
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    check_exists(cfg.model, "tiny-model" if cfg.model.endswith(TINY_MODEL_DIR) else "setup")
+    if init_checkpoint is not None and is_adapter(init_checkpoint) != (cfg.finetune == "lora"):
+        kind = "a LoRA adapter" if is_adapter(init_checkpoint) else "full weights"
+        raise ConfigError(
+            f"{shown(init_checkpoint)} holds {kind} but FINETUNE={cfg.finetune}; "
+            f"set FINETUNE to the kind that trained it, or retrain it"
+        )
+    if cfg.finetune == "full":
+        source = str(init_checkpoint or cfg.model)
+        model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs(cfg))
+        return model, load_tokenizer(source, cfg)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, **model_kwargs(cfg))
+    if cfg.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    if init_checkpoint is None:
+        model = get_peft_model(model, lora_config(cfg))
+    else:
+        model = PeftModel.from_pretrained(model, str(init_checkpoint), is_trainable=True)
+    return model, load_tokenizer(cfg.model, cfg)
+
+
+def require_checkpoint(path: Path, made_by: str) -> Path:
+    if not is_checkpoint(path):
+        raise DataError(f"checkpoint {shown(path)} does not exist; run `make {made_by}` first")
+    return path
+
+
+def require_rows(path: Path, made_by: str) -> Path:
+    if not path.is_file():
+        raise DataError(f"{shown(path)} does not exist; run `make {made_by}` first")
+    if not any(line.strip() for line in path.open()):
+        raise DataError(f"{shown(path)} is empty: nothing to train on; re-run `make {made_by}`")
+    return path
+
+
+def trainer_args(cfg: Config, out_dir: Path, n_train: int, lr: float, epochs: float) -> dict:
+    """Keyword arguments shared by SFTConfig and DPOConfig for the profile."""
+    import torch
+
+    # TensorBoard logs beside the adapter (not under checkpoints/, which finish() removes).
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(out_dir / "runs")
+    report = ["tensorboard"]
+    if cfg.wandb_api_key and importlib.util.find_spec("wandb"):
+        report.append("wandb")  # the key reaches wandb through the environment, never a file
+        os.environ["WANDB_API_KEY"] = cfg.wandb_api_key
+    elif cfg.wandb_api_key:
+        print(
+            "note: WANDB_API_KEY is set but wandb is not installed (pip install wandb); "
+            "logging to TensorBoard only"
+        )
+    batches = max(1, n_train // (cfg.batch_size * cfg.grad_accum))
+    eval_steps = cfg.eval_steps or max(1, batches // 4)
+    return {
+        "output_dir": str(out_dir / "checkpoints"),
+        "per_device_train_batch_size": cfg.batch_size,
+        "per_device_eval_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "learning_rate": lr,
+        "num_train_epochs": epochs,
+        "max_steps": cfg.max_steps,
+        "warmup_steps": cfg.warmup_ratio,  # below 1: a fraction of the steps
+        "lr_scheduler_type": "cosine",
+        "optim": cfg.optim,
+        "bf16": cfg.compute_dtype == "bfloat16",
+        "fp16": cfg.compute_dtype == "float16",
+        "gradient_checkpointing": cfg.gradient_checkpointing,
+        "max_length": cfg.max_length,
+        "logging_steps": max(1, min(10, eval_steps, batches)),  # a short phase still logs
+        "eval_strategy": "steps",
+        "eval_steps": eval_steps,
+        "save_strategy": "steps",
+        "save_steps": eval_steps,
+        "save_total_limit": 2,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "eval_loss",
+        "greater_is_better": False,
+        "report_to": report,
+        "seed": cfg.random_seed,
+        "use_cpu": not torch.cuda.is_available(),
+        "dataloader_num_workers": 0,
+    }
+
+
+def packing_supported(cfg: Config) -> bool:
+    """Padding-free packing keeps sequences apart only with flash-attention's position ids."""
+    return attn_implementation(cfg.attn_impl) == "flash_attention_2"
+
+
+def resume_from(cfg: Config, out_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt_dir = out_dir / "checkpoints"
+    if not cfg.resume:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return None
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if last:
+        print(f"resuming from {shown(last)} (RESUME=0 starts over)")
+    return last
+
+
+def already_done(cfg: Config, out_dir: Path, inputs: dict[str, Path]) -> bool:
+    """A finished phase with the same inputs is not trained again unless RESUME=0."""
+    from common.manifest import hash_path
+
+    path = out_dir / MANIFEST
+    if not (cfg.resume and path.is_file()):
+        return False
+    recorded = json.loads(path.read_text())["inputs"]
+    same = all(recorded.get(k, {}).get("sha256") == hash_path(v) for k, v in inputs.items())
+    if same:
+        print(f"{shown(out_dir)} is complete for these inputs; RESUME=0 trains it again")
+    return same
+
+
+@contextmanager
+def oom_hint(cfg: Config, phase: str):
+    """Turn a CUDA out-of-memory error into one line naming the knobs of the profile."""
+    import torch
+
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        raise LooperError(
+            f"CUDA out of memory in {phase} (HW={cfg.hw}: BATCH_SIZE={cfg.batch_size}, "
+            f"MAX_LENGTH={cfg.max_length}, GRADIENT_CHECKPOINTING={int(cfg.gradient_checkpointing)}, "
+            f"LOAD_IN_4BIT={int(cfg.load_in_4bit)}); lower BATCH_SIZE and raise GRAD_ACCUM to keep "
+            f"the effective batch, lower MAX_LENGTH, set GRADIENT_CHECKPOINTING=1, or use HW=4060 "
+            f"(4-bit QLoRA)"
+        ) from None
+
+
+def model_card(
+    phase: str, cfg: Config, base: str, data: dict[str, Path], metrics: dict, init_checkpoint: Path | None
+) -> str:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in cfg.public_dict().items() if v not in ("", None))
+    data_lines = "\n".join(f"- {name}: `{shown(path)}`" for name, path in data.items())
+    metric_lines = "\n".join(f"- {k}: {v}" for k, v in metrics.items())
+    lora = cfg.finetune == "lora"
+    start = f"continued from `{shown(init_checkpoint)}`" if init_checkpoint else "from the base"
+    what = f"A LoRA adapter on `{base}`" if lora else f"`{base}` with every weight trained"
+    library, tag = ("peft", "lora") if lora else ("transformers", "full-finetune")
+    return (
+        f"---\nbase_model: {base}\nlibrary_name: {library}\ntags: [looper, {tag}, {phase}]\n---\n\n"
+        f"# Looper {phase} ({cfg.task})\n\n{what}, {start}, trained by "
+        f"Looper's `{phase}` stage.\n\n## Data\n{data_lines}\n\n## Metrics\n{metric_lines}\n\n"
+        f"## Configuration\n| key | value |\n|---|---|\n{rows}\n"
+    )
+
+
+def finish(
+    trainer,
+    cfg: Config,
+    phase: str,
+    out_dir: Path,
+    data: dict[str, Path],
+    init_checkpoint: Path | None,
+    started: float,
+) -> dict:
+    """Save the best adapter (or full weights), tokenizer, model card, curves, log and manifest; drop checkpoints."""
+    trainer.save_model(str(out_dir))
+    trainer.processing_class.save_pretrained(str(out_dir))
+    history = trainer.state.log_history
+    evals = [row["eval_loss"] for row in history if "eval_loss" in row]
+    metrics = {
+        "global_step": trainer.state.global_step,
+        "best_dev_loss": round(min(evals), 5) if evals else None,
+        "first_train_loss": next((round(r["loss"], 5) for r in history if "loss" in r), None),
+        "last_train_loss": next((round(r["loss"], 5) for r in reversed(history) if "loss" in r), None),
+        "best_checkpoint": shown(trainer.state.best_model_checkpoint or ""),
+        "seconds": round(time.time() - started, 1),
+    }
+    if not trainer.is_world_process_zero():  # one process writes; the others are done
+        return metrics
+    (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
+    title = f"{phase} ({cfg.task}, {cfg.hw})"
+    plot_training_curves(history, out_dir / "training_curves.png", title)
+    card = model_card(phase, cfg, cfg.model, data, metrics, init_checkpoint)
+    (out_dir / "README.md").write_text(card)
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    inputs = dict(data) | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})
+    outputs = [p for p in out_dir.iterdir() if p.is_file() and p.name != MANIFEST]
+    write_manifest(out_dir, "train", cfg, inputs, outputs, {"metrics": metrics}, started)
+    print(
+        f"{phase}: step {metrics['global_step']}, train loss {metrics['first_train_loss']} -> "
+        f"{metrics['last_train_loss']}, best dev loss {metrics['best_dev_loss']}; "
+        f"weights, card and curves in {shown(out_dir)}"
+    )
+    return metrics
