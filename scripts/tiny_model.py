@@ -9,20 +9,14 @@ from pathlib import Path
 
 from common.config import TINY_MODEL_DIR, load_config, shown
 from common.errors import run_main
-from common.models.tiny import build_tiny_model
+from common.models.tiny import STUDENT, build_tiny_model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="", help="default: WORK_DIR/checkpoints/tiny-base")
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--vocab-size", type=int, default=1024)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--embedding-std", type=float, default=0.15, help="initial embedding scale (see build_tiny_model)"
-    )
+    for name, default in STUDENT.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
     parser.add_argument("--force", action="store_true", help="rebuild an existing model")
     cfg, args = load_config(parser=parser)
     out = Path(args.out) if args.out else cfg.base_dir / TINY_MODEL_DIR
@@ -30,16 +24,8 @@ def main() -> None:
         print(f"tiny model: {shown(out)} exists (--force rebuilds it)")
         return
     started = time.time()
-    build_tiny_model(
-        out,
-        args.hidden,
-        args.layers,
-        args.heads,
-        args.vocab_size,
-        args.seed,
-        cfg.tiny_pretrain_steps,
-        args.embedding_std,
-    )
+    student = {name: getattr(args, name) for name in STUDENT}
+    build_tiny_model(out, pretrain_steps=cfg.tiny_pretrain_steps, **student)
     from transformers import AutoModelForCausalLM
 
     params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(out).parameters())

@@ -38,20 +38,19 @@ def test_sigmoid():
 
 
 def test_ipo_is_length_normalised_like_trl():
-    expected = []
-    for i in range(2):
-        rw, rl = ratios(i)
-        expected.append((rw / LW[i] - rl / LL[i] - 1 / (2 * BETA)) ** 2)
-    assert per_pair("ipo") == pytest.approx(expected, abs=1e-12)
+    # Per-token margins, as TRL normalises IPO: pair 0: 1/5 - (-2)/4 = 0.7; pair 1: -1/10 - 1.5/8 = -0.2875.
+    # 1/(2 beta) = 5: (0.7 - 5)^2 = 18.49 and (-0.2875 - 5)^2 = 27.95765625.
+    assert per_pair("ipo") == pytest.approx([18.49, 27.95765625], abs=1e-12)
 
 
 def test_robust():
-    eps = 0.2
-    expected = []
-    for i in range(2):
-        m = BETA * (ratios(i)[0] - ratios(i)[1])
-        expected.append((-(1 - eps) * logsig(m) + eps * logsig(-m)) / (1 - 2 * eps))
-    assert per_pair("robust", label_smoothing=eps) == pytest.approx(expected, abs=1e-12)
+    # With logsig(-m) = logsig(m) - m the loss is -logsig(m) - eps m / (1 - 2 eps). eps = 0.2.
+    # Pair 0: m = 0.1 * 3 = 0.3: 0.5543552444685272 - 0.1. Pair 1: m = 0.1 * -2.5:
+    # log(1 + e^0.25) = 0.8259394198788435, plus 0.2 * 0.25 / 0.6.
+    expected = [0.5543552444685272 - 0.1, 0.8259394198788436 + 0.05 / 0.6]
+    assert per_pair("robust", label_smoothing=0.2) == pytest.approx(expected, abs=1e-12)
+    # eps = 0 is plain DPO.
+    assert per_pair("robust", label_smoothing=0.0) == pytest.approx(per_pair("sigmoid"), abs=1e-12)
 
 
 def test_cal_dpo_matches_the_formula():
@@ -65,10 +64,9 @@ def test_cal_dpo_matches_the_formula():
 
 
 def test_centered_subtracts_the_batch_mean_margin():
-    margins = [ratios(i)[0] - ratios(i)[1] for i in range(2)]
-    mu = sum(margins) / 2
-    expected = [-logsig(BETA * (m - mu)) for m in margins]
-    assert per_pair("centered") == pytest.approx(expected, abs=1e-12)
+    # Margins 3 and -2.5, mean 0.25: -logsig(0.1 * 2.75) = log(1 + e^-0.275) = 0.5650706676896001,
+    # and the other pair, -logsig(-0.275), is exactly 0.275 more.
+    assert per_pair("centered") == pytest.approx([0.5650706676896001, 0.8400706676896001], abs=1e-12)
 
 
 def test_sft_is_per_token_nll_of_chosen():

@@ -1,0 +1,2 @@
+"""Stage 09: evaluating checkpoints, statistics, draft attribution, the clarifying-question
+judge, and the report."""

@@ -1,5 +1,5 @@
 """Integrated-gradients attribution: how much of the evidence for the model's answer comes from
-the student's draft tokens in the prompt (the seed plan's "attention attribution" check).
+the student's draft tokens in the prompt (Sundararajan et al. 2017, https://arxiv.org/abs/1703.01365).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The seed plan's clarifying-question check: a teacher model judges, question by question,
+"""The clarifying-question check: a teacher model judges, question by question,
 whether the trained student's clarifying questions or the base model's would help more.
 Sides are shuffled per question so the judge's position bias cancels out."""
 
@@ -74,7 +74,7 @@ def question_win_rate(
         "note": (
             f"the trained model's clarifying questions won {wins} of {decided} decided "
             f"comparisons ({rate:.0%}; {ties} ties, {unreadable} unreadable verdicts excluded); "
-            f"the seed targets a +10% win rate"
+            f"the target is a +10% win rate"
             if decided
             else "no decided comparisons."
         ),

@@ -163,7 +163,7 @@ def build_report(cfg: Config) -> Path:
                 "",
                 f"Integrated-gradients share of attribution on draft tokens "
                 f"({ablations['checkpoint']}, {share['n']} questions): mean "
-                f"{pct(share['mean_share'])} (the seed's target after DPO: ≥ 20%).",
+                f"{pct(share['mean_share'])} (the target after DPO: ≥ 20%).",
             ]
     else:
         lines.append((ablations or {}).get("note", "Not run."))

@@ -11,6 +11,7 @@ from pathlib import Path
 from common.config import Config
 from common.errors import ConfigError
 from common.models.checkpoints import adapter_base, check_exists, is_adapter
+from common.models.tiny import ensure_tiny_model
 
 
 def attn_implementation(requested: str) -> str:
@@ -80,6 +81,7 @@ def load_model(path: str, cfg: Config, made_by: str = "tiny-model"):
     with GEN_BACKEND=vllm, a vLLM generator in place of the model."""
     from transformers import AutoModelForCausalLM
 
+    ensure_tiny_model(path, cfg.tiny_pretrain_steps)
     check_exists(path, made_by)
     if cfg.gen_backend == "vllm":
         from common.models.vllm import VLLMGenerator

@@ -9,7 +9,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from common.config import TINY_MODEL_DIR
 from common.data import prompts, synthetic
+
+# The student `make tiny-model` builds (tests build their own, unpretrained, at the defaults of
+# build_tiny_model). Embeddings start at std 0.15, not 0.02: see README, "The tiny offline model".
+STUDENT = {"hidden": 128, "layers": 4, "heads": 4, "vocab_size": 1024, "seed": 0, "embedding_std": 0.15}
 
 # ChatML. The {% generation %} block marks the assistant's tokens, end-of-turn included, so
 # TRL's assistant-only loss teaches the model to stop.
@@ -171,3 +176,13 @@ def build_tiny_model(
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def ensure_tiny_model(path: str | Path, pretrain_steps: int) -> None:
+    """Build the default student when a stage needs it and it is missing (the cpu profile's
+    MODEL_NAME), as `make tiny-model` would; any other path is left to the caller."""
+    path = Path(path)
+    if not str(path).endswith(TINY_MODEL_DIR) or (path / "model.safetensors").is_file():
+        return
+    print(f"tiny model: {path} is missing; building it ({pretrain_steps} pretraining steps)", flush=True)
+    build_tiny_model(path, pretrain_steps=pretrain_steps, **STUDENT)

@@ -1,6 +1,13 @@
-"""Coherence scores over one question's sampled trajectories (Looper's s_end, s_path, s_cf, s_wm)
-and the correctness-first reward. The seed's own scorer is private; these are this project's
-definitions, computed from the final answers and the intermediate results of each trajectory.
+"""Coherence scores over one question's sampled trajectories, and the correctness-first reward.
+
+The four scores, each in [0, 1], are this project's own definitions:
+- s_end, end agreement: the share of the question's trajectories with the same final answer
+  (self-consistency, Wang et al. 2023);
+- s_path, path agreement: the Jaccard overlap of the trajectory's intermediate results (numbers,
+  or claims for yes/no) with the majority path, the results at least half the trajectories state;
+- s_cf, counterfactual consistency: re-asked paraphrased the answer must stay, re-asked with a
+  number changed it must move;
+- s_wm, the weighted mean of the three (COHERENCE_WEIGHTS), the coherence term of the reward.
 """
 
 from __future__ import annotations

@@ -20,48 +20,54 @@ def log_ratios(policy_w, policy_l, ref_w, ref_l) -> tuple[torch.Tensor, torch.Te
 
 
 def sigmoid_loss(r_w: torch.Tensor, r_l: torch.Tensor, beta: float) -> torch.Tensor:
-    """DPO (Rafailov et al. 2023): -log sigma(beta (r_w - r_l))."""
+    """DPO, Eq. 7 of Rafailov et al. 2023 (https://huggingface.co/papers/2305.18290):
+    -log sigma(beta (r_w - r_l))."""
     return -F.logsigmoid(beta * (r_w - r_l))
 
 
 def ipo_loss(r_w, r_l, beta: float, len_w=None, len_l=None) -> torch.Tensor:
-    """IPO (Azar et al. 2023): (h - 1/(2 beta))^2, with h the per-token-averaged margin, as TRL
-    computes it when lengths are given."""
+    """IPO, Eq. 17 of Azar et al. 2023 (https://huggingface.co/papers/2310.12036): (h - 1/(2 beta))^2,
+    with h the per-token-averaged margin when lengths are given, as TRL computes it."""
     if len_w is not None:
         r_w, r_l = r_w / len_w.clamp(min=1), r_l / len_l.clamp(min=1)
     return (r_w - r_l - 1 / (2 * beta)) ** 2
 
 
 def robust_loss(r_w, r_l, beta: float, label_smoothing: float) -> torch.Tensor:
-    """Robust DPO (Chowdhury et al. 2024), TRL's form: unbiased under label-flip rate eps."""
+    """Robust DPO (Chowdhury et al. 2024, https://huggingface.co/papers/2403.00409), in TRL's form:
+    an unbiased estimate of the DPO loss when a fraction eps of the labels is flipped."""
     eps = label_smoothing
     margin = beta * (r_w - r_l)
     return (-(1 - eps) * F.logsigmoid(margin) + eps * F.logsigmoid(-margin)) / (1 - 2 * eps)
 
 
 def cal_dpo_loss(r_w, r_l, beta: float) -> torch.Tensor:
-    """Cal-DPO (Xiao et al. 2024): -log sigma(r_w - r_l) + 1/2 [(r_w - 1/(2 beta))^2 +
-    (r_l + 1/(2 beta))^2]. The squares pin the implicit rewards to +-1/(2 beta), so the chosen
-    answer's likelihood cannot sink with the rejected one's (likelihood displacement)."""
+    """Cal-DPO (Xiao et al. 2024, https://huggingface.co/papers/2412.14516):
+    -log sigma(r_w - r_l) + 1/2 [(r_w - 1/(2 beta))^2 + (r_l + 1/(2 beta))^2]. The squares pin the
+    implicit rewards to +-1/(2 beta), so the chosen answer's likelihood cannot sink with the
+    rejected one's (likelihood displacement)."""
     target = 1 / (2 * beta)
     return -F.logsigmoid(r_w - r_l) + 0.5 * ((r_w - target) ** 2 + (r_l + target) ** 2)
 
 
 def centered_loss(r_w, r_l, beta: float) -> torch.Tensor:
-    """The seed plan's own calibration: DPO on the margin minus the batch-mean margin mu
-    (mu is a constant of the step). Not the paper's Cal-DPO."""
+    """Batch-centered DPO, Looper's own variant (no paper): DPO on the margin minus the batch-mean
+    margin mu, a constant of the step, so only a pair's margin relative to its batch is pushed.
+    Not Cal-DPO."""
     margin = r_w - r_l
     return -F.logsigmoid(beta * (margin - margin.mean().detach()))
 
 
 def nll_loss(policy_w: torch.Tensor, len_w: torch.Tensor) -> torch.Tensor:
-    """Per-token negative log-likelihood of the chosen answer (Iterative RPO's NLL term)."""
+    """Per-token negative log-likelihood of the chosen answer: the NLL term of Iterative RPO
+    (Pang et al. 2024, https://huggingface.co/papers/2404.19733)."""
     return -policy_w / len_w.clamp(min=1)
 
 
 def dr_dpo_reduce(per_pair_dpo: torch.Tensor, beta_prime: float = 1.0, weights=None) -> torch.Tensor:
-    """Dr-DPO (Wu et al. 2024): -beta' log mean_batch exp(-l_DPO / beta'), by logsumexp so it
-    stays finite. Pairs with weight 0 (filtered out) do not count."""
+    """Dr-DPO (Wu et al. 2024, https://huggingface.co/papers/2407.07880), its pairwise loss:
+    -beta' log mean_batch exp(-l_DPO / beta'), by logsumexp so it stays finite. Pairs with
+    weight 0 (filtered out) do not count."""
     logits = -per_pair_dpo / beta_prime
     if weights is None:
         weights = torch.ones_like(per_pair_dpo)

@@ -18,6 +18,7 @@ from common.errors import ConfigError, DataError, LooperError
 from common.manifest import write_manifest
 from common.models.checkpoints import check_exists, is_adapter, is_checkpoint
 from common.models.loading import attn_implementation, load_tokenizer, model_kwargs
+from common.models.tiny import ensure_tiny_model
 from common.plots import plot_training_curves
 
 MANIFEST = "train.manifest.json"
@@ -43,6 +44,7 @@ def load_student(cfg: Config, init_checkpoint: Path | None = None):
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
+    ensure_tiny_model(cfg.model, cfg.tiny_pretrain_steps)
     check_exists(cfg.model, "tiny-model" if cfg.model.endswith(TINY_MODEL_DIR) else "setup")
     if init_checkpoint is not None and is_adapter(init_checkpoint) != (cfg.finetune == "lora"):
         kind = "a LoRA adapter" if is_adapter(init_checkpoint) else "full weights"
