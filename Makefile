@@ -28,7 +28,7 @@ script_rollouts := scripts/07_rollouts.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test lint format demo tiny-model merge loop report all clean bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets $(STAGES)
+.PHONY: help setup config test test-fast lint format demo tiny-model merge loop report all clean bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets $(STAGES)
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -63,10 +63,16 @@ format: $(SETUP_STAMP) ## ruff: fix lint and reformat
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-test: lint ## lint, then the offline test suite (GPU tests skip on CPU)
-	@$(PY) -m pytest; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure, not a pass"; exit 1; fi; \
+# pytest's exit 5 (no test collected) is a failure here, not a pass.
+PYTEST = $(PY) -m pytest $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make $@: pytest collected no tests; that is a failure, not a pass"; exit 1; fi; \
 	exit $$rc
+
+test: lint ## lint, then the whole offline test suite (CI runs this; GPU tests skip on CPU)
+	@$(call PYTEST,)
+
+test-fast: lint ## lint, then the suite without the tests marked slow: the edit loop, under 3 min
+	@$(call PYTEST,-m "not slow")
 
 config: | $(SETUP_STAMP) ## print the effective configuration (secrets as ***)
 	@$(PY) -m common.config

@@ -1,7 +1,6 @@
 import random
 import re
 import subprocess
-import time
 
 import torch
 from conftest import ROOT, run_script
@@ -13,11 +12,10 @@ from common.data.tasks import get_task
 from common.models import tiny as tiny_model
 
 
-def test_tiny_model_builds_fast_and_offline(tmp_path):
-    started = time.time()
+def test_tiny_model_builds_offline_and_is_kept(tmp_path):
     proc = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"), TINY_PRETRAIN_STEPS="30")
     assert proc.returncode == 0, proc.stderr
-    assert time.time() - started < 60 and "pretrained 30 steps" in proc.stdout
+    assert "pretrained 30 steps" in proc.stdout
     again = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"))
     assert again.returncode == 0 and "exists" in again.stdout  # kept, not rebuilt
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny")
