@@ -82,7 +82,7 @@ $(STAGES): | $(SETUP_STAMP)
 sample:   ## 01 sample train/dev/test            -> data/RUN/sample_train.jsonl dev.jsonl test.jsonl
 drafts:   ## 02 student drafts                   -> data/RUN/student_drafts.jsonl
 teacher:  ## 03 teacher reasoning                -> data/RUN/teacher_outputs.jsonl
-datasets: ## 04 build training sets              -> data/RUN/train_baseline.jsonl train_cot.jsonl pairs.jsonl
+datasets: ## 04 build training sets              -> data/RUN/train_phaseA.jsonl train_phaseB.jsonl pairs.jsonl
 phaseA:   ## 05 Phase A: answer-only SFT         -> checkpoints/RUN/phaseA/
 phaseB:   ## 06 Phase B: chain-of-thought SFT    -> checkpoints/RUN/phaseB/
 rollouts: ## 07 rollouts and preference pairs    -> data/RUN/rollouts.jsonl preferences.jsonl

@@ -1,7 +1,7 @@
 """Stage 05, Phase A: answer-only SFT (Track A) of the student: a new LoRA adapter,
 or every weight with FINETUNE=full.
 
-Reads data/RUN/train_baseline.jsonl and dev_baseline.jsonl; writes checkpoints/RUN/phaseA/
+Reads data/RUN/train_phaseA.jsonl and dev_phaseA.jsonl; writes checkpoints/RUN/phaseA/
 (adapter or weights, tokenizer, model card, training_curves.png, train.manifest.json).
 """
 
@@ -14,8 +14,8 @@ from common.train.sft import run_sft
 def main() -> None:
     cfg, _ = load_config()
     print_config(cfg, "05 Phase A (answer-only SFT)")
-    train = require_rows(cfg.data_dir / "train_baseline.jsonl", made_by="datasets")
-    dev = require_rows(cfg.data_dir / "dev_baseline.jsonl", made_by="datasets")
+    train = require_rows(cfg.data_dir / "train_phaseA.jsonl", made_by="datasets")
+    dev = require_rows(cfg.data_dir / "dev_phaseA.jsonl", made_by="datasets")
     run_sft(cfg, "phaseA", train, dev, cfg.checkpoint_dir / "phaseA")
 
 

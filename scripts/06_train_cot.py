@@ -1,7 +1,7 @@
 """Stage 06, Phase B: chain-of-thought SFT (Track B), continuing from Phase A's adapter
 (or weights).
 
-Reads data/RUN/train_cot.jsonl, dev_cot.jsonl and checkpoints/RUN/phaseA/; writes
+Reads data/RUN/train_phaseB.jsonl, dev_phaseB.jsonl and checkpoints/RUN/phaseA/; writes
 checkpoints/RUN/phaseB/ (adapter or weights, tokenizer, model card, curves, manifest).
 """
 
@@ -14,8 +14,8 @@ from common.train.sft import run_sft
 def main() -> None:
     cfg, _ = load_config()
     print_config(cfg, "06 Phase B (chain-of-thought SFT)")
-    train = require_rows(cfg.data_dir / "train_cot.jsonl", made_by="datasets")
-    dev = require_rows(cfg.data_dir / "dev_cot.jsonl", made_by="datasets")
+    train = require_rows(cfg.data_dir / "train_phaseB.jsonl", made_by="datasets")
+    dev = require_rows(cfg.data_dir / "dev_phaseB.jsonl", made_by="datasets")
     phase_a = require_checkpoint(cfg.checkpoint_dir / "phaseA", made_by="phaseA")
     run_sft(cfg, "phaseB", train, dev, cfg.checkpoint_dir / "phaseB", init_checkpoint=phase_a)
 

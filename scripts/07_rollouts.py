@@ -4,7 +4,7 @@ spread over (reasoning strategy x temperature) arms by a bandit; each trajectory
 correctness-first preference pairs (or SPIN pairs) for stage 08.
 
 Reads data/RUN/sample_train.jsonl, student_drafts.jsonl (when the policy was trained with drafts),
-train_cot.jsonl (PAIR_MODE=spin) and the POLICY checkpoint. Writes, under data/RUN[/ROLLOUT_SUBDIR]:
+train_phaseB.jsonl (PAIR_MODE=spin) and the POLICY checkpoint. Writes, under data/RUN[/ROLLOUT_SUBDIR]:
 rollouts.jsonl (one row per question, appended: a killed run resumes), bandit_state.json,
 preferences.jsonl (TRL), sharegpt_preferences.jsonl (Axolotl / LLaMA-Factory), rollout_report.json,
 rollout_report.md and rollout_scores.png.
@@ -199,8 +199,8 @@ def main() -> None:
 
     # Preference pairs: correctness first, or SPIN against the Phase B targets.
     if cfg.pair_mode == "spin":
-        inputs["train_cot"] = cfg.data_dir / "train_cot.jsonl"
-        targets = {r["id"]: r for r in read_jsonl(inputs["train_cot"], made_by="datasets")}
+        inputs["train_phaseB"] = cfg.data_dir / "train_phaseB.jsonl"
+        targets = {r["id"]: r for r in read_jsonl(inputs["train_phaseB"], made_by="datasets")}
         pairs = [p for r in rows for p in spin_pairs(r, targets.get(r["id"]), cfg.pairs_per_question)]
         counts = [outcome_counts(r) for r in rows]
     else:

@@ -241,12 +241,12 @@ def test_bad_inputs_name_the_fix(built, tmp_path):
     assert proc.returncode == 1 and "run `make phaseA` first" in proc.stderr
     proc = run_script("08_train_dpo.py", tmp_path, **FAST)
     assert proc.returncode == 1 and "run `make phaseB` first" in proc.stderr
-    (tmp_path / "data/arith/train_baseline.jsonl").write_text("")
+    (tmp_path / "data/arith/train_phaseA.jsonl").write_text("")
     proc = run_script("05_train_baseline.py", tmp_path, **FAST)
     assert proc.returncode == 1 and "is empty: nothing to train on" in proc.stderr
     shutil.rmtree(tmp_path / "checkpoints/tiny-base")
-    (tmp_path / "data/arith/train_baseline.jsonl").write_text(
-        (built / "data/arith/train_baseline.jsonl").read_text()
+    (tmp_path / "data/arith/train_phaseA.jsonl").write_text(
+        (built / "data/arith/train_phaseA.jsonl").read_text()
     )
     proc = run_script("05_train_baseline.py", tmp_path, **FAST)
     assert proc.returncode == 1 and "run `make tiny-model` first" in proc.stderr
