@@ -211,7 +211,9 @@ def test_trl_trainers_accept_the_files(upstream, tmp_path, tiny_model_dir):
         "use_cpu": True,
         "save_strategy": "no",
     }
-    sft_data = load_dataset("json", data_files=str(tmp_path / "data/compare/train_phaseB.jsonl"), split="train")
+    sft_data = load_dataset(
+        "json", data_files=str(tmp_path / "data/compare/train_phaseB.jsonl"), split="train"
+    )
     sft = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
         args=SFTConfig(**common),

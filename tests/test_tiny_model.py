@@ -137,7 +137,7 @@ def test_make_help_lists_every_target_and_unbuilt_stage_fails_clearly(tmp_path):
         assert re.search(rf"^\s+{target}\s", out, re.M), f"make help misses {target}"
     missing = [
         s
-        for s in ("drafts", "teacher", "datasets", "phaseA", "phaseB", "rollouts", "dpo", "eval")
+        for s in ("drafts", "teacher", "datasets", "phaseA", "phaseB", "rollouts", "phaseC", "eval")
         if not (ROOT / re.search(rf"script_{s}\s*:= (\S+)", makefile).group(1)).exists()
     ]
     for stage in missing[:1]:

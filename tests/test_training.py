@@ -306,7 +306,7 @@ def test_eval_scores_every_phase_and_writes_the_report(trained, tmp_path):
         }
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["checkpoints"]) == ["base", "phaseA", "phaseB"]
-    assert summary["checkpoints"]["phaseA"]["strategy"] == "none"  # Track A's own format
+    assert summary["checkpoints"]["phaseA"]["strategy"] == "none"  # Phase A's own format
     assert set(summary["comparisons"]) == {"base->phaseA", "phaseA->phaseB"}
     assert set(summary["ablations"]["variants"]) == {"with draft", "no draft", "shuffled draft"}
     assert (out / "report.md").is_file() and (out / "accuracy.png").is_file()

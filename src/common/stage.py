@@ -64,11 +64,18 @@ def stage_run(
     title: str,
     out_dir: Path,
     inputs: dict[str, str | Path] | None = None,
+    manifest: bool = True,
 ) -> Iterator[StageRun]:
-    """Print the config header for `title`, run the block, then write the manifest (success only)."""
+    """Print the config header for `title`, run the block, then write the manifest (success only).
+
+    manifest=False: the block writes its own (the training stages: common.train.setup.finish writes
+    train.manifest.json with the metrics, from the main process only, using run.started)."""
     print_config(cfg, title)
     run = StageRun(cfg, stage, out_dir, inputs)
+    run.record = manifest
     yield run
     if run.record:
         run.write()
         print(f"{stage}: {run.seconds:.1f}s; manifest {shown(run.manifest)}")
+    else:
+        print(f"{stage}: {run.seconds:.1f}s")

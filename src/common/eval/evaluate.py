@@ -16,7 +16,7 @@ from common.eval.stats import wilson_interval
 from common.models.checkpoints import is_checkpoint
 from common.models.generation import generate_batches
 
-PHASES = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "dpo"}  # name -> make target
+PHASES = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "phaseC"}  # name -> make target
 
 
 @dataclass
@@ -39,7 +39,7 @@ def resolve_checkpoint(cfg: Config, spec: str) -> Checkpoint:
         if not path.exists():
             target = f"merge PHASE={phase}" if spec.startswith("merged-") else PHASES[phase]
             raise DataError(f"checkpoint {shown(path)} does not exist; run `make {target}` first")
-        if phase == "phaseA":  # Track A: question -> answer only, no draft
+        if phase == "phaseA":  # Phase A: question -> answer only, no draft
             return Checkpoint(spec, str(path), "none", False)
         return Checkpoint(spec, str(path), strategy, drafts)
     if is_checkpoint(cfg.checkpoint_dir / spec):  # e.g. loop/round1-cal_dpo
