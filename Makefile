@@ -13,11 +13,12 @@ SETUP_STAMP ?= $(VENV)/.installed
 # Several GPUs: `make phaseA GPUS=4` (ACCELERATE=ddp|fsdp|zero3 picks docker/accelerate/*.yaml).
 GPUS ?= 1
 ACCELERATE ?= ddp
-TRAIN_STAGES := phaseA phaseB dpo
+TRAIN_STAGES := phaseA phaseB phaseC dpo
 LAUNCH := $(if $(filter-out 1,$(GPUS)),$(PY) -m accelerate.commands.launch --config_file docker/accelerate/$(ACCELERATE).yaml --num_processes $(GPUS),$(PY))
 
 # Stage target -> script (DESIGN.md's stage table).
-STAGES := sample drafts teacher datasets phaseA phaseB rollouts dpo eval
+# `dpo` is another name for phaseC (the same script), kept for existing commands.
+STAGES := sample drafts teacher datasets phaseA phaseB rollouts phaseC eval
 script_sample   := scripts/01_sample.py
 script_drafts   := scripts/02_student_drafts.py
 script_teacher  := scripts/03_teacher.py
@@ -25,10 +26,11 @@ script_datasets := scripts/04_build_datasets.py
 script_phaseA   := scripts/05_train_baseline.py
 script_phaseB   := scripts/06_train_cot.py
 script_rollouts := scripts/07_rollouts.py
+script_phaseC   := scripts/08_train_dpo.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test test-fast lint format demo tiny-model merge loop report all clean bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets $(STAGES)
+.PHONY: help setup config test test-fast lint format demo tiny-model merge loop report all clean bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets $(STAGES) dpo
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -81,18 +83,19 @@ tiny-model: | $(SETUP_STAMP) ## build the tiny offline student into checkpoints/
 	$(PY) scripts/tiny_model.py
 
 # One rule for every stage: run its script, or say plainly that it does not exist yet.
-$(STAGES): | $(SETUP_STAMP)
+$(STAGES) dpo: | $(SETUP_STAMP)
 	@test -f $(script_$@) || { echo "make $@: $(script_$@) is not implemented yet"; exit 2; }
 	$(if $(filter $@,$(TRAIN_STAGES)),$(LAUNCH),$(PY)) $(script_$@)
 
 sample:   ## 01 sample train/dev/test            -> data/RUN/sample_train.jsonl dev.jsonl test.jsonl
 drafts:   ## 02 student drafts                   -> data/RUN/student_drafts.jsonl
-teacher:  ## 03 teacher reasoning                -> data/RUN/teacher_outputs.jsonl
-datasets: ## 04 build training sets              -> data/RUN/train_baseline.jsonl train_cot.jsonl pairs.jsonl
+teacher:  ## 03 teacher answers, STaR rationales  -> data/RUN/teacher_outputs.jsonl
+datasets: ## 04 build training sets              -> data/RUN/train_phaseA.jsonl train_phaseB.jsonl pairs.jsonl
 phaseA:   ## 05 Phase A: answer-only SFT         -> checkpoints/RUN/phaseA/
 phaseB:   ## 06 Phase B: chain-of-thought SFT    -> checkpoints/RUN/phaseB/
 rollouts: ## 07 rollouts and preference pairs    -> data/RUN/rollouts.jsonl preferences.jsonl
-dpo:      ## 08 Phase C: DPO                     -> checkpoints/RUN/phaseC/
+phaseC:   ## 08 Phase C: DPO                     -> checkpoints/RUN/phaseC/
+dpo:      ## 08 the same as phaseC               -> checkpoints/RUN/phaseC/
 eval:     ## 09 evaluate checkpoints             -> outputs/RUN/
 
 loop: | $(SETUP_STAMP) ## rounds of rollouts -> pairs -> DPO, best on dev kept (ITERATIONS=N LOOP_LOSSES=a,b) -> checkpoints/RUN/loop/ phaseC/
@@ -129,7 +132,7 @@ bench-generation: | $(SETUP_STAMP) ## benchmark: batched vs one-at-a-time genera
 bench-eval: | $(SETUP_STAMP) ## benchmark: evaluation throughput, batched vs one question at a time
 	$(PY) benchmarks/bench_eval.py
 
-bench-padding: | $(SETUP_STAMP) ## benchmark: real-token fraction of batches over GSM8K Track B lengths
+bench-padding: | $(SETUP_STAMP) ## benchmark: real-token fraction of batches over GSM8K Phase B lengths
 	$(PY) benchmarks/bench_padding.py
 
 bench-dpo: | $(SETUP_STAMP) ## benchmark: DPO step time, cached reference log-probs vs reference every step

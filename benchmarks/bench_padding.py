@@ -1,9 +1,9 @@
-"""Benchmark: the fraction of real (non-pad) tokens in training batches over GSM8K Track B
+"""Benchmark: the fraction of real (non-pad) tokens in training batches over GSM8K Phase B
 lengths, side by side: naive padding (random batches padded to their longest), length-grouped
 batches (what Looper uses without flash-attention), and best-fit-decreasing packing (what it
 uses with flash-attention 2, padding-free).
 
-Lengths are Track B examples (question -> worked solution in the `cot` format) built from
+Lengths are Phase B examples (question -> worked solution in the `cot` format) built from
 ../shared/data/gsm8k/train.jsonl through the project's prompt module and the tiny model's
 tokenizer; without that file, from the generated arith task.
 """
@@ -79,7 +79,7 @@ def main() -> None:
         "bfd packing (bins filled)": sum(bins) / (len(bins) * args.max_length),
     }
     print(
-        f"\n{source}: Track B lengths mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)} "
+        f"\n{source}: Phase B lengths mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)} "
         f"tokens; batch {b}, max length {args.max_length}"
     )
     print(f"{'batching':<28} {'real-token fraction':>20}")

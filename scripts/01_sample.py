@@ -5,14 +5,13 @@ Writes data/RUN/sample_train.jsonl, dev.jsonl, test.jsonl and sample.manifest.js
 """
 
 import random
-import time
 
-from common.config import load_config, print_config, shown
+from common.config import load_config, shown
 from common.data.sampling import class_counts, stratified_indices
 from common.data.tasks import get_task
 from common.errors import DataError, run_main
 from common.jsonl import write_jsonl
-from common.manifest import write_manifest
+from common.stage import stage_run
 
 
 def dedupe(rows: list[dict]) -> tuple[list[dict], int]:
@@ -24,23 +23,18 @@ def dedupe(rows: list[dict]) -> tuple[list[dict], int]:
     return out, len(rows) - len(out)
 
 
-def main() -> None:
-    started = time.time()
-    cfg, _ = load_config()
-    print_config(cfg, "01 sample")
-    task = get_task(cfg.task)
-    train_source, test_source = task.sources(cfg.dataset_path, cfg.test_path)
-    print(f"train source: {train_source or '<generated>'}")
-    print(f"test source:  {test_source or '<generated>'}")
-
-    # Load everything and validate before writing anything.
+def load_pool(task, train_source, test_source) -> tuple[list[dict], list[dict], dict]:
+    """The deduplicated training pool, less any row also in the test split, and the test split."""
     pool, dup_train = dedupe(task.load_split("train", train_source))
     test, dup_test = dedupe(task.load_split("test", test_source))
     test_ids = {row["id"] for row in test}
     test_questions = {row["question"] for row in test}
     clean = [r for r in pool if r["id"] not in test_ids and r["question"] not in test_questions]
-    leaked, pool = len(pool) - len(clean), clean
+    dropped = {"duplicates_dropped": {"train": dup_train, "test": dup_test}}
+    return clean, test, dropped | {"train_rows_also_in_test_dropped": len(pool) - len(clean)}
 
+
+def check_size(cfg, pool: list[dict], train_source) -> None:
     wanted = cfg.train_samples + cfg.dev_samples
     if wanted > len(pool):
         raise DataError(
@@ -49,40 +43,55 @@ def main() -> None:
             f"examples; lower TRAIN_SAMPLES or DEV_SAMPLES"
         )
 
-    # Train first, then dev from what is left: both keep the pool's label ratio.
+
+def split_train_dev(cfg, task, pool: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Train first, then dev from what is left: both keep the pool's label ratio."""
     rng = random.Random(cfg.random_seed)
     labels = [task.label(r) for r in pool]
     train_idx = stratified_indices(labels, cfg.train_samples, rng)
     taken = set(train_idx)
     rest = [i for i in range(len(pool)) if i not in taken]
     dev_idx = [rest[i] for i in stratified_indices([labels[i] for i in rest], cfg.dev_samples, rng)]
-    train = [pool[i] for i in train_idx]
-    dev = [pool[i] for i in dev_idx]
+    return [pool[i] for i in train_idx], [pool[i] for i in dev_idx]
 
-    out = cfg.data_dir
-    paths = [out / "sample_train.jsonl", out / "dev.jsonl", out / "test.jsonl"]
-    for path, rows in zip(paths, (train, dev, test), strict=True):
-        write_jsonl(path, rows)
-    stats = {
-        "pool": len(pool),
-        "duplicates_dropped": {"train": dup_train, "test": dup_test},
-        "train_rows_also_in_test_dropped": leaked,
-        "counts": {"train": len(train), "dev": len(dev), "test": len(test)},
-        "labels": {
-            "pool": class_counts(labels),
-            "train": class_counts([task.label(r) for r in train]),
-            "dev": class_counts([task.label(r) for r in dev]),
-            "test": class_counts([task.label(r) for r in test]),
-        },
-    }
-    inputs = {"train": train_source or "<generated>", "test": test_source or "<generated>"}
-    manifest = write_manifest(out, "sample", cfg, inputs, paths, {"stats": stats}, started)
 
-    print(f"pool {len(pool)} (dropped {dup_train} duplicates, {leaked} also in test)")
-    for name, rows in (("train", train), ("dev", dev), ("test", test)):
+def print_summary(task, pool: list[dict], dropped: dict, splits: dict[str, list[dict]]) -> None:
+    print(
+        f"pool {len(pool)} (dropped {dropped['duplicates_dropped']['train']} duplicates, "
+        f"{dropped['train_rows_also_in_test_dropped']} also in test)"
+    )
+    for name, rows in splits.items():
         dist = class_counts([task.label(r) for r in rows])
         print(f"  {name:<5} {len(rows):>6} rows  {dist if dist else ''}")
-    print(f"wrote {', '.join(shown(p) for p in paths)}; manifest {shown(manifest)}")
+
+
+def main() -> None:
+    cfg, _ = load_config()
+    task = get_task(cfg.task)
+    train_source, test_source = task.sources(cfg.dataset_path, cfg.test_path)
+    inputs = {"train": train_source or "<generated>", "test": test_source or "<generated>"}
+    with stage_run(cfg, "sample", "01 sample", cfg.data_dir, inputs) as run:
+        print(f"train source: {train_source or '<generated>'}")
+        print(f"test source:  {test_source or '<generated>'}")
+        # Load everything and validate before writing anything.
+        pool, test, dropped = load_pool(task, train_source, test_source)
+        check_size(cfg, pool, train_source)
+        train, dev = split_train_dev(cfg, task, pool)
+
+        splits = {"train": train, "dev": dev, "test": test}
+        paths = [cfg.data_dir / "sample_train.jsonl", cfg.data_dir / "dev.jsonl", cfg.data_dir / "test.jsonl"]
+        for path, rows in zip(paths, splits.values(), strict=True):
+            write_jsonl(path, rows)
+        run.outputs(*paths)
+        run.extra["stats"] = {
+            "pool": len(pool),
+            **dropped,
+            "counts": {name: len(rows) for name, rows in splits.items()},
+            "labels": {"pool": class_counts([task.label(r) for r in pool])}
+            | {name: class_counts([task.label(r) for r in rows]) for name, rows in splits.items()},
+        }
+        print_summary(task, pool, dropped, splits)
+        print(f"wrote {', '.join(shown(p) for p in paths)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
 """Stage 03: the teacher's reasoning for each sampled question (with the student's draft), in the
 teaching format, parsed to a final answer; TEACHER_ATTEMPTS>1 keeps the majority answer.
 
+With DISAGREEMENT=rationalize, each answer that disagrees with gold (wrong or unparseable) is then
+asked once more with the gold answer as a hint: STaR rationalization (Zelikman et al. 2022,
+arXiv:2203.14465). The rationale is accepted when it reaches gold without giving the hint away;
+it is stored in the question's row under "rationalization", so stage 04 only reads files.
+
 Reads data/RUN/sample_train.jsonl and student_drafts.jsonl. Appends data/RUN/teacher_outputs.jsonl
 (one row per question, resumes by id) and the cost ledger data/RUN/teacher_cost.jsonl.
 """
@@ -8,11 +13,13 @@ Reads data/RUN/sample_train.jsonl and student_drafts.jsonl. Appends data/RUN/tea
 import time
 from collections import Counter
 
-from common.config import load_config, print_config, shown
+from common.config import load_config, shown
+from common.data.prompts import mentions_hint
 from common.data.tasks import Task, get_task
+from common.data.validation import reason
 from common.errors import BudgetReached, DataError, run_main
 from common.jsonl import JsonlAppender, read_jsonl
-from common.manifest import write_manifest
+from common.stage import stage_run
 from common.teacher.backends import Job, Reply, make_teacher
 from common.teacher.costs import estimate_tokens, prices, teacher_model, usd
 from common.teacher.runner import ask_teacher
@@ -79,36 +86,17 @@ def print_dry_run(jobs: list[Job], price: tuple[float, float], max_tokens: int) 
     )
 
 
-def main() -> None:
-    started = time.time()
-    cfg, _ = load_config()
-    print_config(cfg, "03 teacher")
-    task = get_task(cfg.task)
-    model, price = teacher_model(cfg), prices(cfg)
-    sample_path = cfg.data_dir / "sample_train.jsonl"
-    drafts_path = cfg.data_dir / "student_drafts.jsonl"
-    examples = read_jsonl(sample_path, made_by="sample")
-    if cfg.with_draft:
-        examples = attach_drafts(examples, drafts_path)
-    out_path, ledger_path = (
-        cfg.data_dir / "teacher_outputs.jsonl",
-        cfg.data_dir / "teacher_cost.jsonl",
-    )
+def teacher_jobs(cfg, task: Task, examples: list[dict]) -> list[Job]:
+    return [
+        Job(ex["id"], attempt, task.build_teacher_messages(ex["question"], ex.get("draft")), ex)
+        for ex in examples
+        for attempt in range(cfg.teacher_attempts)
+    ]
 
-    def jobs_for(todo: list[dict]) -> list[Job]:
-        return [
-            Job(ex["id"], attempt, task.build_teacher_messages(ex["question"], ex.get("draft")), ex)
-            for ex in todo
-            for attempt in range(cfg.teacher_attempts)
-        ]
 
-    if cfg.dry_run:
-        print_dry_run(jobs_for(examples), price, cfg.teacher_max_tokens)
-        return
-    teacher = make_teacher(cfg, task)  # a missing key stops here
-
-    outputs = JsonlAppender(out_path)
-    retried = outputs.retain(lambda row: row["status"] != "api_error")
+def ask_for_answers(cfg, task, teacher, model, examples, outputs, ledger_path, retried, waiting):
+    """The first pass: TEACHER_ATTEMPTS replies per question still to do; a finished row is appended,
+    or added to `waiting` when it waits for rationalization. Returns the budget."""
     todo = [ex for ex in examples if ex["id"] not in outputs]
     print(
         f"{len(examples) - len(todo)} questions already done ({retried} API errors to retry), "
@@ -120,46 +108,133 @@ def main() -> None:
         replies = pending.setdefault(job.id, {})
         replies[job.attempt] = reply
         if len(replies) == cfg.teacher_attempts:
-            ordered = [replies[a] for a in sorted(replies)]
-            outputs.append(example_row(task, job.example, ordered, cfg.teacher, model))
+            row = example_row(task, job.example, [replies[a] for a in sorted(replies)], cfg.teacher, model)
+            if needs_rationale(cfg, task, row):
+                waiting.append(row)
+            else:
+                outputs.append(row)
             del pending[job.id]
 
-    sent_at = time.time()
-    with outputs:
-        budget = ask_teacher(cfg, teacher, jobs_for(todo), on_reply, ledger_path)
-    seconds = time.time() - sent_at
+    return ask_teacher(cfg, teacher, teacher_jobs(cfg, task, todo), on_reply, ledger_path)
 
-    rows = [outputs.rows[ex["id"]] for ex in examples if ex["id"] in outputs.rows]
-    statuses = Counter(row["status"] for row in rows)
-    agree = sum(task.is_correct(row["answer"], row["gold"]) for row in rows)
-    stats = {
+
+def needs_rationale(cfg, task: Task, row: dict) -> bool:
+    """DISAGREEMENT=rationalize: a wrong or unparseable answer without a finished rationalization."""
+    if cfg.disagreement != "rationalize" or reason(task, row) not in ("wrong", "unparseable"):
+        return False
+    return row.get("rationalization", {}).get("status", "api_error") == "api_error"
+
+
+def hint_for(task: Task, gold: str) -> str:
+    return gold.upper() if task.answer_kind == "yesno" else gold
+
+
+def rationalize(cfg, task, teacher, waiting: list[dict], examples: list[dict], outputs, ledger_path):
+    """STaR rationalization: ask again with the gold answer as a hint, through the same runner,
+    cache, ledger and budget; keep a rationale that now reaches gold and does not give the hint
+    away. Each row is appended with its "rationalization"; returns the budget."""
+    rows, by_id = {row["id"]: row for row in waiting}, {ex["id"]: ex for ex in examples}
+    jobs = []
+    for row in waiting:
+        if row["id"] not in by_id:  # a row for a question no longer in the sample
+            continue
+        ex, hint = by_id[row["id"]], hint_for(task, row["gold"])
+        messages = task.build_teacher_messages(ex["question"], ex.get("draft"), hint)
+        jobs.append(Job(ex["id"], 0, messages, ex, hint=hint))
+    print(f"rationalize: {len(jobs)} answers disagree with gold; asking again with the gold answer as a hint")
+
+    def on_reply(job: Job, reply: Reply) -> None:
+        answer = task.extract_answer(reply.text) if reply.status == "ok" else None
+        leaky = mentions_hint(reply.text)
+        outputs.append(
+            rows[job.id]
+            | {
+                "rationalization": {
+                    "status": reply.status,
+                    "text": reply.text,
+                    "answer": answer,
+                    "leaky": leaky,
+                    "error": reply.error,
+                    "accepted": task.is_correct(answer, job.example["answer"]) and not leaky,
+                    "tokens_in": reply.tokens_in,
+                    "tokens_out": reply.tokens_out,
+                    "cached": reply.cached,
+                }
+            }
+        )
+
+    return ask_teacher(cfg, teacher, jobs, on_reply, ledger_path, desc="rationalize")
+
+
+def teacher_stats(task, examples: list[dict], rows: list[dict], spent: float, seconds: float) -> dict:
+    rationalized = [row["rationalization"] for row in rows if "rationalization" in row]
+    return {
         "questions": len(examples),
         "done": len(rows),
-        "status": dict(statuses),
-        "teacher_matches_gold": agree,
-        "spent_usd": round(budget.spent, 6),
+        "status": dict(Counter(row["status"] for row in rows)),
+        "teacher_matches_gold": sum(task.is_correct(row["answer"], row["gold"]) for row in rows),
+        **(
+            {"rationalized": sum(r["accepted"] for r in rationalized), "rationalize_asked": len(rationalized)}
+            if rationalized
+            else {}
+        ),
+        "spent_usd": round(spent, 6),
         "request_seconds": round(seconds, 3),
     }
-    outs = [p for p in (out_path, ledger_path) if p.exists()]
-    manifest = write_manifest(
-        cfg.data_dir,
-        "teacher",
-        cfg,
-        {"sample_train": sample_path, **({"drafts": drafts_path} if cfg.with_draft else {})},
-        outs,
-        {"stats": stats},
-        started,
-    )
+
+
+def print_summary(stats: dict, rows: list[dict], spent: float) -> None:
     print(
-        f"teacher: {len(rows)}/{len(examples)} questions, status {dict(statuses)}, "
-        f"matches gold {agree}/{max(len(rows), 1)}, spent ${budget.spent:.4f} in total, "
-        f"{seconds:.1f}s of requests"
+        f"teacher: {stats['done']}/{stats['questions']} questions, status {stats['status']}, "
+        f"matches gold {stats['teacher_matches_gold']}/{max(stats['done'], 1)}, spent ${spent:.4f} in "
+        f"total, {stats['request_seconds']:.1f}s of requests"
     )
+    if "rationalize_asked" in stats:
+        print(f"rationalized: {stats['rationalized']} of {stats['rationalize_asked']} accepted")
     for row in rows:
         if row["status"] == "api_error":
             print(f"  e.g. {row['id']}: {row['error']}")
             break
-    print(f"wrote {shown(out_path)}, {shown(ledger_path)}; manifest {shown(manifest)}")
+
+
+def main() -> None:
+    cfg, _ = load_config()
+    task = get_task(cfg.task)
+    model, price = teacher_model(cfg), prices(cfg)
+    sample_path, drafts_path = cfg.data_dir / "sample_train.jsonl", cfg.data_dir / "student_drafts.jsonl"
+    out_path, ledger_path = cfg.data_dir / "teacher_outputs.jsonl", cfg.data_dir / "teacher_cost.jsonl"
+    inputs = {"sample_train": sample_path, **({"drafts": drafts_path} if cfg.with_draft else {})}
+    with stage_run(cfg, "teacher", "03 teacher", cfg.data_dir, inputs) as run:
+        examples = read_jsonl(sample_path, made_by="sample")
+        if cfg.with_draft:
+            examples = attach_drafts(examples, drafts_path)
+        if cfg.dry_run:
+            print_dry_run(teacher_jobs(cfg, task, examples), price, cfg.teacher_max_tokens)
+            run.discard()
+            return
+        teacher = make_teacher(cfg, task)  # a missing key stops here
+
+        sent_at, waiting = time.time(), []
+        with JsonlAppender(out_path) as outputs:
+            retried = outputs.retain(lambda row: row["status"] != "api_error")
+            budget = ask_for_answers(
+                cfg, task, teacher, model, examples, outputs, ledger_path, retried, waiting
+            )
+            # Rows of an earlier run (another DISAGREEMENT, a failed hinted call) are asked too.
+            waiting += [row for row in outputs.rows.values() if needs_rationale(cfg, task, row)]
+            outputs.retain(lambda row: not needs_rationale(cfg, task, row))
+            if waiting and not budget.exhausted:
+                teacher = make_teacher(cfg, task)  # ask_teacher closed the first pass's client
+                budget = rationalize(cfg, task, teacher, waiting, examples, outputs, ledger_path)
+            for row in waiting:  # not rationalized (the budget ran out): kept, asked on the next run
+                if row["id"] not in outputs:
+                    outputs.append(row)
+        rows = [outputs.rows[ex["id"]] for ex in examples if ex["id"] in outputs.rows]
+        stats = teacher_stats(task, examples, rows, budget.spent, time.time() - sent_at)
+        run.outputs(out_path, ledger_path)
+        run.extra["stats"] = stats
+        print_summary(stats, rows, budget.spent)
+        print(f"wrote {shown(out_path)}, {shown(ledger_path)}")
     if budget.exhausted:
         raise BudgetReached(
             f"MAX_COST_USD={cfg.max_cost_usd} reached (${budget.spent:.4f} spent); "

@@ -1,29 +1,33 @@
-"""Stage 04: validate the teacher against gold and build the training sets, so that the seed's
-Phase B failure (filtering that skewed the classes, train/eval format drift) cannot pass silently.
+"""Stage 04: validate the teacher against gold and build the training sets of Phase A and Phase B,
+so that a filtering step that skews the classes, or a train/eval format drift, cannot pass silently.
+
+Only reads files; never calls the teacher (DISAGREEMENT=rationalize reads the STaR rationales that
+stage 03 stored with each disputed answer). Its steps, in order: validate the teacher's answers,
+apply the disagreement policy, hold out part of the teacher data, balance the classes, build the
+records, export them and report.
 
 Reads data/RUN/sample_train.jsonl, dev.jsonl, student_drafts.jsonl, teacher_outputs.jsonl.
-Writes train_baseline.jsonl (Track A), train_cot.jsonl (Track B), dev_baseline.jsonl, dev_cot.jsonl,
-pairs.jsonl, sharegpt_baseline.jsonl, sharegpt_cot.jsonl, teacher_heldout.jsonl, data_report.json.
+Writes train_phaseA.jsonl (Phase A, answer only), train_phaseB.jsonl (Phase B, reasoning),
+dev_phaseA.jsonl, dev_phaseB.jsonl, pairs.jsonl, sharegpt_phaseA.jsonl, sharegpt_phaseB.jsonl,
+teacher_heldout.jsonl, data_report.json.
 """
 
 import random
-import time
 from collections import Counter
 
-from common.config import load_config, print_config, shown
-from common.data.prompts import build_target, mentions_hint, teacher_steps
+from common.config import load_config, shown
+from common.data.prompts import build_target, teacher_steps
 from common.data.records import preference_record, sft_record, to_sharegpt
 from common.data.sampling import class_counts, rebalance, stratified_indices
 from common.data.tasks import get_task
 from common.data.validation import REASONS, agreement_stats, class_share, length_stats, reason
-from common.errors import BudgetReached, DataError, run_main
-from common.jsonl import JsonlAppender, read_jsonl, write_json, write_jsonl
-from common.manifest import write_manifest
+from common.errors import DataError, run_main
+from common.jsonl import read_jsonl, write_json, write_jsonl
 from common.models.loading import load_tokenizer
-from common.teacher.backends import Job, make_teacher
-from common.teacher.runner import ask_teacher
+from common.stage import stage_run
 
 MAX_MAJORITY = 0.60
+INPUTS = ("sample_train", "dev", "student_drafts", "teacher_outputs")
 
 
 def by_id(rows: list[dict]) -> dict[str, dict]:
@@ -47,126 +51,78 @@ def check_ids(sample: list[dict], rows: dict, path, made_by: str) -> None:
         )
 
 
-def hint_for(task, gold: str) -> str:
-    return gold.upper() if task.answer_kind == "yesno" else gold
+def read_inputs(cfg, paths: dict) -> tuple[list[dict], list[dict], dict, dict]:
+    sample = read_jsonl(paths["sample_train"], made_by="sample")
+    dev = read_jsonl(paths["dev"], made_by="sample")
+    drafts = by_id(read_jsonl(paths["student_drafts"], made_by="drafts"))
+    teacher = by_id(read_jsonl(paths["teacher_outputs"], made_by="teacher"))
+    check_ids(sample, teacher, paths["teacher_outputs"], "teacher")
+    check_ids(sample + dev, drafts, paths["student_drafts"], "drafts")
+    return sample, dev, drafts, teacher
 
 
-def rationalize(cfg, task, disputed: list[dict], path, ledger_path) -> dict[str, dict]:
-    """STaR: ask again with the gold answer as a hint; keep a rationale that now reaches gold and
-    does not give the hint away. Resumable, cached and budgeted like stage 03."""
-    with JsonlAppender(path) as store:
-        store.retain(lambda row: row["status"] != "api_error")
-        todo = [ex for ex in disputed if ex["id"] not in store]
-        if todo:
-            teacher = make_teacher(cfg, task)
-            jobs = [
-                Job(
-                    ex["id"],
-                    0,
-                    task.build_teacher_messages(ex["question"], ex["draft"], hint_for(task, ex["answer"])),
-                    ex,
-                    hint=hint_for(task, ex["answer"]),
-                )
-                for ex in todo
-            ]
-
-            def on_reply(job, reply):
-                answer = task.extract_answer(reply.text) if reply.status == "ok" else None
-                leaky = mentions_hint(reply.text)
-                store.append(
-                    {
-                        "id": job.id,
-                        "status": reply.status,
-                        "text": reply.text,
-                        "answer": answer,
-                        "leaky": leaky,
-                        "error": reply.error,
-                        "accepted": task.is_correct(answer, job.example["answer"]) and not leaky,
-                    }
-                )
-
-            budget = ask_teacher(cfg, teacher, jobs, on_reply, ledger_path, desc="rationalize")
-            if budget.exhausted:
-                raise BudgetReached(
-                    f"MAX_COST_USD={cfg.max_cost_usd} reached while rationalizing; "
-                    f"raise it and re-run `make datasets` to continue"
-                )
-        return {ex["id"]: store.rows[ex["id"]] for ex in disputed if ex["id"] in store.rows}
-
-
-def token_lengths(tokenizer, records: list[dict]) -> list[int]:
-    if tokenizer is None:  # no tokenizer here: about four characters a token
-        return [sum(len(t["content"]) for t in r["prompt"] + r["completion"]) // 4 for r in records]
-    return [
-        len(tokenizer.apply_chat_template(r["prompt"] + r["completion"], return_dict=True)["input_ids"])
-        for r in records
-    ]
-
-
-def main() -> None:
-    started = time.time()
-    cfg, _ = load_config()
-    print_config(cfg, "04 build datasets")
-    task = get_task(cfg.task)
-    d = cfg.data_dir
-    paths_in = {
-        name: d / f"{name}.jsonl" for name in ("sample_train", "dev", "student_drafts", "teacher_outputs")
-    }
-    sample = read_jsonl(paths_in["sample_train"], made_by="sample")
-    dev = read_jsonl(paths_in["dev"], made_by="sample")
-    drafts = by_id(read_jsonl(paths_in["student_drafts"], made_by="drafts"))
-    teacher = by_id(read_jsonl(paths_in["teacher_outputs"], made_by="teacher"))
-    check_ids(sample, teacher, paths_in["teacher_outputs"], "teacher")
-    check_ids(sample + dev, drafts, paths_in["student_drafts"], "drafts")
-
-    def draft_of(ex_id: str) -> str | None:
-        return drafts[ex_id]["draft"] if cfg.with_draft else None
-
-    # 1. Validate every teacher answer against gold.
-    reasons = {q["id"]: reason(task, teacher[q["id"]]) for q in sample}
-    examples = {q["id"]: q | {"draft": draft_of(q["id"])} for q in sample}
+def validate(task, examples: dict, teacher: dict) -> tuple[dict, list[dict]]:
+    """Step 1: each teacher answer against gold; the examples whose answer is right, with its steps."""
+    reasons = {i: reason(task, teacher[i]) for i in examples}
     kept = [
         examples[i] | {"steps": teacher_steps(teacher[i]["text"]), "source": "teacher"}
         for i in examples
         if reasons[i] == "ok"
     ]
+    return reasons, kept
 
-    # 2. The disagreement policy for wrong or unparseable answers.
+
+def apply_disagreement(cfg, examples: dict, reasons: dict, teacher: dict) -> tuple[list[dict], dict]:
+    """Step 2: the DISAGREEMENT policy for wrong or unparseable answers: drop them, keep the
+    reasoning with the gold answer, or keep stage 03's accepted STaR rationale (Zelikman et al.
+    2022, arXiv:2203.14465)."""
     disputed = [examples[i] for i in examples if reasons[i] in ("wrong", "unparseable")]
     policy = {"disagreement": cfg.disagreement, "disputed": len(disputed)}
     if cfg.disagreement == "gold":
-        kept += [
+        policy["gold_corrected"] = len(disputed)
+        return [
             ex | {"steps": teacher_steps(teacher[ex["id"]]["text"]), "source": "gold_corrected"}
             for ex in disputed
-        ]
-        policy["gold_corrected"] = len(disputed)
-    elif cfg.disagreement == "rationalize" and disputed:
-        results = rationalize(cfg, task, disputed, d / "rationalized.jsonl", d / "teacher_cost.jsonl")
-        accepted = [ex for ex in disputed if results.get(ex["id"], {}).get("accepted")]
-        kept += [
-            ex | {"steps": teacher_steps(results[ex["id"]]["text"]), "source": "rationalized"}
-            for ex in accepted
-        ]
-        policy |= {
-            "rationalized": len(accepted),
-            "leaky_rejected": sum(r["leaky"] for r in results.values()),
-            "still_wrong": len(disputed) - len(accepted),
-        }
+        ], policy
+    if cfg.disagreement != "rationalize" or not disputed:
+        return [], policy
+    missing = [ex["id"] for ex in disputed if "rationalization" not in teacher[ex["id"]]]
+    if missing:
+        raise DataError(
+            f"{len(missing)} disputed teacher answers have no rationalization (e.g. "
+            f"{', '.join(missing[:3])}); run `make teacher DISAGREEMENT=rationalize` first"
+        )
+    results = {ex["id"]: teacher[ex["id"]]["rationalization"] for ex in disputed}
+    accepted = [ex for ex in disputed if results[ex["id"]].get("accepted")]
+    policy |= {
+        "rationalized": len(accepted),
+        "leaky_rejected": sum(bool(r.get("leaky")) for r in results.values()),
+        "still_wrong": len(disputed) - len(accepted),
+    }
+    return [
+        ex | {"steps": teacher_steps(results[ex["id"]]["text"]), "source": "rationalized"} for ex in accepted
+    ], policy
 
-    # 3. REPAIRITY's held-out split of the teacher data, then 4. class balance on the rest.
-    rng = random.Random(cfg.random_seed)
+
+def hold_out(cfg, task, kept: list[dict], rng) -> tuple[list[dict], list[dict]]:
+    """Step 3: a stratified held-out split of the teacher data (HELDOUT_FRACTION), never trained on."""
     labels = [task.label(ex) for ex in kept]
     n_heldout = round(cfg.heldout_fraction * len(kept))
     held_idx = set(stratified_indices(labels, n_heldout, rng)) if kept else set()
     heldout = [ex for i, ex in enumerate(kept) if i in held_idx]
-    train = [ex for i, ex in enumerate(kept) if i not in held_idx]
-    source_share = class_share([task.label(q) for q in sample])
-    if task.answer_kind == "yesno":
-        train = rebalance(train, [task.label(ex) for ex in train], source_share, cfg.balance, rng)
-    train_share = class_share([task.label(ex) for ex in train])
+    return [ex for i, ex in enumerate(kept) if i not in held_idx], heldout
 
+
+def balance(cfg, task, train: list[dict], source_share: dict, rng) -> list[dict]:
+    """Step 4: for yes/no tasks, BALANCE the training set back to the sample's class ratio."""
+    if task.answer_kind != "yesno":
+        return train
+    return rebalance(train, [task.label(ex) for ex in train], source_share, cfg.balance, rng)
+
+
+def data_report(cfg, task, sample, teacher, reasons, policy, kept, heldout, train) -> dict:
     teacher_reasons = Counter(reasons.values())
-    report = {
+    return {
         "task": cfg.task,
         "teacher": {r: teacher_reasons.get(r, 0) for r in REASONS}
         | {"quality_rate": round(teacher_reasons["ok"] / len(sample), 4)},
@@ -175,39 +131,47 @@ def main() -> None:
         "kept_by_source": dict(Counter(ex["source"] for ex in kept)),
         "heldout": len(heldout),
         "classes": {
-            "sample": source_share,
-            "kept": class_share(labels),
-            "train": train_share,
+            "sample": class_share([task.label(q) for q in sample]),
+            "kept": class_share([task.label(ex) for ex in kept]),
+            "train": class_share([task.label(ex) for ex in train]),
             "train_counts": class_counts([task.label(ex) for ex in train]),
         },
         "balance": cfg.balance,
         "refused": None,
     }
-    report_path = d / "data_report.json"
+
+
+def refuse_if_unusable(cfg, report: dict, report_path, reasons: dict, n_train: int, n_removed: int) -> None:
+    """Write the report and stop when nothing survived, or one class would dominate training."""
+    classes = report["classes"]
 
     def refuse(why: str) -> None:
         report["refused"] = why
         write_json(report_path, report)
         raise DataError(f"{why} (report: {shown(report_path)})")
 
-    if not train:
+    if not n_train:
         refuse(
             f"no training examples survived DISAGREEMENT={cfg.disagreement} "
-            f"({dict(teacher_reasons)}); check the teacher outputs or use DISAGREEMENT=rationalize"
+            f"({dict(Counter(reasons.values()))}); check the teacher outputs or use DISAGREEMENT=rationalize"
         )
-    majority, share = max(train_share.items(), key=lambda kv: kv[1]) if train_share else ("", 0)
+    majority, share = max(classes["train"].items(), key=lambda kv: kv[1]) if classes["train"] else ("", 0)
     if share > MAX_MAJORITY and not cfg.allow_imbalance:
         refuse(
             f"the training set would be {share:.1%} '{majority}' (the sample is "
-            f"{source_share.get(majority, 0):.1%}) after DISAGREEMENT={cfg.disagreement} "
-            f"removed {len(sample) - len(kept)} questions; this is how the seed's Phase B failed. "
+            f"{classes['sample'].get(majority, 0):.1%}) after DISAGREEMENT={cfg.disagreement} "
+            f"removed {n_removed} questions; trained on a class-skewed set, Phase B learns to "
+            f"answer the majority class. "
             f"Use BALANCE=upsample or DISAGREEMENT=rationalize, or ALLOW_IMBALANCE=1"
         )
 
-    # 5. Records: Track A (answer only), Track B (reasoning), preference pairs, exports.
+
+def build_records(cfg, task, train, heldout, dev_examples, drafts) -> tuple[dict[str, list[dict]], int]:
+    """Step 5: Phase A records (answer only), Phase B records (reasoning), the teacher-over-draft
+    preference pairs, and the ShareGPT exports."""
     strategy = cfg.reasoning_strategy
 
-    def track_a(ex):
+    def phase_a(ex):
         return sft_record(
             ex["id"],
             task.build_messages(ex["question"], "none"),
@@ -215,7 +179,7 @@ def main() -> None:
             source=ex.get("source", "gold"),
         )
 
-    def track_b(ex, steps):
+    def phase_b(ex, steps):
         return sft_record(
             ex["id"],
             task.build_messages(ex["question"], strategy, ex.get("draft")),
@@ -223,16 +187,24 @@ def main() -> None:
             source=ex.get("source", "gold"),
         )
 
-    dev_examples = [q | {"draft": draft_of(q["id"])} for q in dev]
     out = {
-        "train_baseline": [track_a(ex) for ex in train],
-        "train_cot": [track_b(ex, ex["steps"]) for ex in train],
-        "dev_baseline": [track_a(q) for q in dev_examples],
-        "dev_cot": [track_b(q, task.rationale_steps(q)) for q in dev_examples],
-        "teacher_heldout": [track_b(ex, ex["steps"]) for ex in heldout],
+        "train_phaseA": [phase_a(ex) for ex in train],
+        "train_phaseB": [phase_b(ex, ex["steps"]) for ex in train],
+        "dev_phaseA": [phase_a(q) for q in dev_examples],
+        "dev_phaseB": [phase_b(q, task.rationale_steps(q)) for q in dev_examples],
+        "teacher_heldout": [phase_b(ex, ex["steps"]) for ex in heldout],
     }
+    out["pairs"], skipped = teacher_over_draft_pairs(task, train, out["train_phaseB"], drafts)
+    out["sharegpt_phaseA"] = [to_sharegpt(r) for r in out["train_phaseA"]]
+    out["sharegpt_phaseB"] = [to_sharegpt(r) for r in out["train_phaseB"]]
+    return out, skipped
+
+
+def teacher_over_draft_pairs(task, train, records, drafts) -> tuple[list[dict], int]:
+    """The teacher's reasoning over the student's draft where the draft's answer was wrong; an empty
+    draft makes no pair. Returns the pairs and the number skipped for an empty draft."""
     pairs, skipped = [], 0
-    for ex, record in zip(train, out["train_cot"], strict=True):
+    for ex, record in zip(train, records, strict=True):
         draft = drafts[ex["id"].split("#dup")[0]]
         if "#dup" in ex["id"] or task.is_correct(draft["parsed_answer"], ex["answer"]):
             continue
@@ -248,52 +220,92 @@ def main() -> None:
                 "teacher_over_draft",
             )
         )
-    out["pairs"] = pairs
-    out["sharegpt_baseline"] = [to_sharegpt(r) for r in out["train_baseline"]]
-    out["sharegpt_cot"] = [to_sharegpt(r) for r in out["train_cot"]]
+    return pairs, skipped
 
+
+def token_lengths(tokenizer, records: list[dict]) -> list[int]:
+    if tokenizer is None:  # no tokenizer here: about four characters a token
+        return [sum(len(t["content"]) for t in r["prompt"] + r["completion"]) // 4 for r in records]
+    return [
+        len(tokenizer.apply_chat_template(r["prompt"] + r["completion"], return_dict=True)["input_ids"])
+        for r in records
+    ]
+
+
+def add_lengths(cfg, report: dict, out: dict, skipped: int) -> None:
     try:
         tokenizer = load_tokenizer(cfg.model, cfg)
     except (OSError, ValueError):
         tokenizer = None
     report["tokens"] = {
         name: length_stats(token_lengths(tokenizer, out[name]), cfg.max_length)
-        for name in ("train_baseline", "train_cot")
+        for name in ("train_phaseA", "train_phaseB")
     }
     report["tokens"]["counted_with"] = "student tokenizer" if tokenizer else "characters / 4"
-    report["pairs"] = {"written": len(pairs), "skipped_empty_draft": skipped}
+    report["pairs"] = {"written": len(out["pairs"]), "skipped_empty_draft": skipped}
     report["counts"] = {name: len(rows) for name, rows in out.items()}
 
+
+def export(data_dir, out: dict, report: dict, report_path) -> list:
+    """Step 6: every file at once, after every check passed."""
     written = []
     for name, rows in out.items():
-        written.append(d / f"{name}.jsonl")
+        written.append(data_dir / f"{name}.jsonl")
         write_jsonl(written[-1], rows)
     write_json(report_path, report)
-    inputs = {name: path for name, path in paths_in.items()}
-    manifest = write_manifest(
-        d, "datasets", cfg, inputs, written + [report_path], {"report": report}, started
-    )
+    return written + [report_path]
 
-    t = report["teacher"]
+
+def print_report(cfg, task, report: dict, out: dict, n_sample: int) -> None:
+    t, classes = report["teacher"], report["classes"]
     print(
-        f"\nteacher vs gold ({len(sample)} questions): "
+        f"\nteacher vs gold ({n_sample} questions): "
         + ", ".join(f"{r} {t[r]}" for r in REASONS)
         + f"; quality rate {t['quality_rate']:.1%}"
     )
-    print(f"policy {policy}; kept {report['kept_by_source']}; held out {len(heldout)}")
+    print(f"policy {report['policy']}; kept {report['kept_by_source']}; held out {report['heldout']}")
     if task.answer_kind == "yesno":
         print(
-            f"classes: sample {source_share}, kept {report['classes']['kept']}, "
-            f"train {train_share} (BALANCE={cfg.balance})"
+            f"classes: sample {classes['sample']}, kept {classes['kept']}, "
+            f"train {classes['train']} (BALANCE={cfg.balance})"
         )
-    for name in ("train_baseline", "train_cot"):
+    for name in ("train_phaseA", "train_phaseB"):
         s = report["tokens"][name]
         print(
             f"tokens {name:<15} mean {s['mean']}, p95 {s['p95']}, max {s['max']}, "
             f"over MAX_LENGTH={cfg.max_length}: {s['over_max_length']}"
         )
     print("wrote " + ", ".join(f"{n} ({len(r)})" for n, r in out.items()))
-    print(f"report {shown(report_path)}; manifest {shown(manifest)}")
+
+
+def main() -> None:
+    cfg, _ = load_config()
+    task = get_task(cfg.task)
+    d = cfg.data_dir
+    paths = {name: d / f"{name}.jsonl" for name in INPUTS}
+    with stage_run(cfg, "datasets", "04 build datasets", d, paths) as run:
+        sample, dev, drafts, teacher = read_inputs(cfg, paths)
+
+        def with_draft(q: dict) -> dict:
+            return q | {"draft": drafts[q["id"]]["draft"] if cfg.with_draft else None}
+
+        examples = {q["id"]: with_draft(q) for q in sample}
+        reasons, kept = validate(task, examples, teacher)
+        rescued, policy = apply_disagreement(cfg, examples, reasons, teacher)
+        kept += rescued
+        rng = random.Random(cfg.random_seed)
+        train, heldout = hold_out(cfg, task, kept, rng)
+        train = balance(cfg, task, train, class_share([task.label(q) for q in sample]), rng)
+
+        report = data_report(cfg, task, sample, teacher, reasons, policy, kept, heldout, train)
+        report_path = d / "data_report.json"
+        refuse_if_unusable(cfg, report, report_path, reasons, len(train), len(sample) - len(kept))
+        out, skipped = build_records(cfg, task, train, heldout, [with_draft(q) for q in dev], drafts)
+        add_lengths(cfg, report, out, skipped)
+        run.outputs(*export(d, out, report, report_path))
+        run.extra["report"] = report
+        print_report(cfg, task, report, out, len(sample))
+        print(f"report {shown(report_path)}")
 
 
 if __name__ == "__main__":

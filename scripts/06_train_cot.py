@@ -1,23 +1,26 @@
-"""Stage 06, Phase B: chain-of-thought SFT (Track B), continuing from Phase A's adapter
+"""Stage 06, Phase B: chain-of-thought SFT, continuing from Phase A's adapter
 (or weights).
 
-Reads data/RUN/train_cot.jsonl, dev_cot.jsonl and checkpoints/RUN/phaseA/; writes
+Reads data/RUN/train_phaseB.jsonl, dev_phaseB.jsonl and checkpoints/RUN/phaseA/; writes
 checkpoints/RUN/phaseB/ (adapter or weights, tokenizer, model card, curves, manifest).
 """
 
-from common.config import load_config, print_config
+from common.config import load_config
 from common.errors import run_main
+from common.stage import stage_run
 from common.train.setup import require_checkpoint, require_rows
 from common.train.sft import run_sft
 
 
 def main() -> None:
     cfg, _ = load_config()
-    print_config(cfg, "06 Phase B (chain-of-thought SFT)")
-    train = require_rows(cfg.data_dir / "train_cot.jsonl", made_by="datasets")
-    dev = require_rows(cfg.data_dir / "dev_cot.jsonl", made_by="datasets")
-    phase_a = require_checkpoint(cfg.checkpoint_dir / "phaseA", made_by="phaseA")
-    run_sft(cfg, "phaseB", train, dev, cfg.checkpoint_dir / "phaseB", init_checkpoint=phase_a)
+    out_dir = cfg.checkpoint_dir / "phaseB"
+    with stage_run(cfg, "train", "06 Phase B (chain-of-thought SFT)", out_dir, manifest=False):
+        train = require_rows(cfg.data_dir / "train_phaseB.jsonl", made_by="datasets")
+        dev = require_rows(cfg.data_dir / "dev_phaseB.jsonl", made_by="datasets")
+        phase_a = require_checkpoint(cfg.checkpoint_dir / "phaseA", made_by="phaseA")
+        # writes train.manifest.json with the metrics
+        run_sft(cfg, "phaseB", train, dev, out_dir, init_checkpoint=phase_a)
 
 
 if __name__ == "__main__":

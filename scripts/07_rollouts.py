@@ -1,26 +1,28 @@
 """Stage 07: the policy (Phase B by default) answers every training question K times, its samples
 spread over (reasoning strategy x temperature) arms by a bandit; each trajectory is scored
-(correct, s_end, s_path, s_cf, s_wm, length, self-reward, CELR) and the scores become
+(correct, s_end, s_path, s_cf, s_wm, length, self-reward (Self-Rewarding LMs, Yuan et al. 2024),
+and their weighted sum) and the scores become
 correctness-first preference pairs (or SPIN pairs) for stage 08.
 
 Reads data/RUN/sample_train.jsonl, student_drafts.jsonl (when the policy was trained with drafts),
-train_cot.jsonl (PAIR_MODE=spin) and the POLICY checkpoint. Writes, under data/RUN[/ROLLOUT_SUBDIR]:
+train_phaseB.jsonl (PAIR_MODE=spin) and the POLICY checkpoint. Writes, under data/RUN[/ROLLOUT_SUBDIR]:
 rollouts.jsonl (one row per question, appended: a killed run resumes), bandit_state.json,
 preferences.jsonl (TRL), sharegpt_preferences.jsonl (Axolotl / LLaMA-Factory), rollout_report.json,
 rollout_report.md and rollout_scores.png.
 """
 
 import random
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from common.config import float_list, load_config, print_config, shown, split_list
+from common.config import Config, float_list, load_config, shown, split_list
 from common.data.prompts import render_prompt
 from common.data.records import to_sharegpt_preference
-from common.data.tasks import get_task
+from common.data.tasks import Task, get_task
 from common.errors import DataError, run_main
 from common.eval.evaluate import PHASES, resolve_checkpoint
 from common.jsonl import JsonlAppender, read_jsonl, write_json, write_jsonl
-from common.manifest import write_manifest
 from common.models.generation import generate
 from common.models.loading import load_model
 from common.plots import plot_rollout_scores
@@ -31,90 +33,50 @@ from common.rollout.pairs import correctness_first_pairs, outcome_counts, spin_p
 from common.rollout.report import SCORES, build_rollout_report, render_markdown
 from common.rollout.scoring import Weights, score_trajectories
 from common.rollout.self_reward import check_judge, judge_with_policy, judge_with_teacher
+from common.stage import StageRun, stage_run
 
 
-def rollout_chunk(cfg, task, model, tokenizer, chunk, drafts, bandit, arms, chunk_index, judge):
+@dataclass
+class Sampler:
+    """What every chunk of questions shares: the policy, the drafts its prompts carry, the
+    (strategy, temperature) arms the bandit picks from, and the judge of each trajectory."""
+
+    cfg: Config
+    task: Task
+    model: Any
+    tokenizer: Any
+    drafts: dict[str, str]
+    arms: list[tuple[str, float]]
+    judge: Callable[[list[tuple[str, str]], list[str]], list[str | None]]
+
+
+def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_index: int) -> list[dict]:
     """Sample, probe, judge and score one chunk of questions; return their rollout rows."""
-    K = cfg.rollouts_per_question
+    cfg, K = sampler.cfg, sampler.cfg.rollouts_per_question
     picks = bandit.choose_batch(K * len(chunk), random.Random(f"{cfg.random_seed}:{chunk_index}"))
+    arms_of = {q["id"]: [sampler.arms[picks[qi * K + k]] for k in range(K)] for qi, q in enumerate(chunk)}
     messages = {
-        (q["id"], s): task.build_messages(q["question"], s, drafts.get(q["id"]))
+        (q["id"], s): sampler.task.build_messages(q["question"], s, sampler.drafts.get(q["id"]))
         for q in chunk
-        for s, _ in arms
+        for s, _ in sampler.arms
     }
-    jobs = [(qi, k, arms[picks[qi * K + k]]) for qi in range(len(chunk)) for k in range(K)]
-    texts = {}
-    for temperature in sorted({t for _, _, (_, t) in jobs}):
-        mine = [(qi, k, s) for qi, k, (s, t) in jobs if t == temperature]
-        prompts = [render_prompt(tokenizer, messages[(chunk[qi]["id"], s)]) for qi, _, s in mine]
-        gens = generate(
-            model,
-            tokenizer,
-            prompts,
-            cfg.rollout_max_new_tokens,
-            batch_size=cfg.gen_batch_size,
-            temperature=temperature,
-            seed=hash_seed(cfg, chunk_index, temperature),
-            desc=f"rollouts T={temperature:g}",
-        )
-        texts.update({(qi, k): g for (qi, k, _), g in zip(mine, gens, strict=True)})
-
-    # s_cf: each strategy that sampled a question re-asks it paraphrased and perturbed, greedily.
-    probe_answers: dict[tuple[str, str], dict] = {}
-    if cfg.counterfactual:
-        probes = []
-        for qi, q in enumerate(chunk):
-            for s in sorted({s for i, _, (s, _) in jobs if i == qi}):
-                for kind, text in counterfactual_probes(q["question"], task.answer_kind).items():
-                    probes.append((q["id"], s, kind, task.build_messages(text, s, drafts.get(q["id"]))))
-        gens = generate(
-            model,
-            tokenizer,
-            [render_prompt(tokenizer, m) for *_, m in probes],
-            cfg.rollout_max_new_tokens,
-            batch_size=cfg.gen_batch_size,
-            desc="probes",
-        )
-        for (qid, s, kind, _), g in zip(probes, gens, strict=True):
-            probe_answers.setdefault((qid, s), {})[kind] = task.extract_answer(g.text)
-
-    rows = []
-    for qi, q in enumerate(chunk):
-        trajectories = []
-        for k in range(K):
-            strategy, temperature = arms[picks[qi * K + k]]
-            g = texts[(qi, k)]
-            pred = task.extract_answer(g.text)
-            trajectories.append(
-                {
-                    "k": k,
-                    "arm": arm_name(strategy, temperature),
-                    "strategy": strategy,
-                    "temperature": temperature,
-                    "text": g.text,
-                    "pred": pred,
-                    "correct": task.is_correct(pred, q["answer"]),
-                    "parse_ok": pred is not None,
-                    "tokens": g.new_tokens,
-                    "truncated": g.truncated,
-                }
-            )
-        rows.append({"q": q, "trajectories": trajectories})
-    judgements = judge(
-        [(r["q"]["question"], t["text"]) for r in rows for t in r["trajectories"]],
-        [f"{r['q']['id']}-{t['k']}" for r in rows for t in r["trajectories"]],
+    texts = sample_trajectories(sampler, chunk, arms_of, messages, chunk_index)
+    probes = probe_answers(sampler, chunk, arms_of) if cfg.counterfactual else {}
+    rows = [
+        (q, [trajectory(sampler.task, q, k, *arms_of[q["id"]][k], texts[(q["id"], k)]) for k in range(K)])
+        for q in chunk
+    ]
+    judgements = sampler.judge(
+        [(q["question"], t["text"]) for q, ts in rows for t in ts],
+        [f"{q['id']}-{t['k']}" for q, ts in rows for t in ts],
     )
     weights = Weights.from_config(cfg)
     out = []
-    for i, r in enumerate(rows):
-        q = r["q"]
-        strategies = {t["strategy"] for t in r["trajectories"]}
+    for i, (q, trajectories) in enumerate(rows):
+        strategies = sorted({t["strategy"] for t in trajectories})
+        probes_of = {s: probes.get((q["id"], s), {}) for s in strategies}
         scored = score_trajectories(
-            r["trajectories"],
-            task.answer_kind,
-            {s: probe_answers.get((q["id"], s), {}) for s in strategies},
-            judgements[i * K : (i + 1) * K],
-            weights,
+            trajectories, sampler.task.answer_kind, probes_of, judgements[i * K : (i + 1) * K], weights
         )
         out.append(
             {
@@ -122,12 +84,70 @@ def rollout_chunk(cfg, task, model, tokenizer, chunk, drafts, bandit, arms, chun
                 "question": q["question"],
                 "gold": q["answer"],
                 "policy": cfg.policy,
-                "prompts": {s: messages[(q["id"], s)] for s in sorted(strategies)},
-                "probes": {s: probe_answers.get((q["id"], s), {}) for s in sorted(strategies)},
+                "prompts": {s: messages[(q["id"], s)] for s in strategies},
+                "probes": probes_of,
                 "trajectories": scored,
             }
         )
     return out
+
+
+def sample_trajectories(sampler: Sampler, chunk, arms_of, messages, chunk_index) -> dict:
+    """{(question id, k): generation}: the K samples of each question, one batch per temperature."""
+    cfg, jobs = sampler.cfg, [(q["id"], k, arm) for q in chunk for k, arm in enumerate(arms_of[q["id"]])]
+    texts = {}
+    for temperature in sorted({t for _, _, (_, t) in jobs}):
+        mine = [(qid, k, s) for qid, k, (s, t) in jobs if t == temperature]
+        prompts = [render_prompt(sampler.tokenizer, messages[(qid, s)]) for qid, _, s in mine]
+        gens = generate(
+            sampler.model,
+            sampler.tokenizer,
+            prompts,
+            cfg.rollout_max_new_tokens,
+            batch_size=cfg.gen_batch_size,
+            temperature=temperature,
+            seed=hash_seed(cfg, chunk_index, temperature),
+            desc=f"rollouts T={temperature:g}",
+        )
+        texts.update({(qid, k): g for (qid, k, _), g in zip(mine, gens, strict=True)})
+    return texts
+
+
+def probe_answers(sampler: Sampler, chunk, arms_of) -> dict[tuple[str, str], dict]:
+    """s_cf: each strategy that sampled a question re-asks it paraphrased and perturbed, greedily."""
+    task, probes = sampler.task, []
+    for q in chunk:
+        for s in sorted({s for s, _ in arms_of[q["id"]]}):
+            for kind, text in counterfactual_probes(q["question"], task.answer_kind).items():
+                probes.append((q["id"], s, kind, task.build_messages(text, s, sampler.drafts.get(q["id"]))))
+    gens = generate(
+        sampler.model,
+        sampler.tokenizer,
+        [render_prompt(sampler.tokenizer, m) for *_, m in probes],
+        sampler.cfg.rollout_max_new_tokens,
+        batch_size=sampler.cfg.gen_batch_size,
+        desc="probes",
+    )
+    answers: dict[tuple[str, str], dict] = {}
+    for (qid, s, kind, _), g in zip(probes, gens, strict=True):
+        answers.setdefault((qid, s), {})[kind] = task.extract_answer(g.text)
+    return answers
+
+
+def trajectory(task, q: dict, k: int, strategy: str, temperature: float, g) -> dict:
+    pred = task.extract_answer(g.text)
+    return {
+        "k": k,
+        "arm": arm_name(strategy, temperature),
+        "strategy": strategy,
+        "temperature": temperature,
+        "text": g.text,
+        "pred": pred,
+        "correct": task.is_correct(pred, q["answer"]),
+        "parse_ok": pred is not None,
+        "tokens": g.new_tokens,
+        "truncated": g.truncated,
+    }
 
 
 def arm_name(strategy: str, temperature: float) -> str:
@@ -138,38 +158,39 @@ def hash_seed(cfg, chunk_index: int, temperature: float) -> int:
     return random.Random(f"{cfg.random_seed}:{chunk_index}:{temperature}").randrange(2**31)
 
 
-def main() -> None:
-    started = time.time()
-    cfg, _ = load_config()
-    print_config(cfg, "07 rollouts")
-    task = get_task(cfg.task)
-    check_judge(cfg)
-    policy = resolve_checkpoint(cfg, cfg.policy)
-    sample_path = cfg.data_dir / "sample_train.jsonl"
-    questions = read_jsonl(sample_path, made_by="sample")
-    questions = questions[: cfg.rollout_questions] if cfg.rollout_questions else questions
-    inputs = {"sample_train": sample_path, "policy": policy.path}
-    drafts = {}
-    if policy.with_draft:
-        inputs["student_drafts"] = cfg.data_dir / "student_drafts.jsonl"
-        drafts = read_draft_texts(cfg)
-    out_dir = cfg.rollout_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+def make_judge(cfg, task, model, tokenizer, out_dir):
+    """judge(items, keys) -> one judgement text per item, or None where nothing judged it."""
+    if cfg.self_reward_judge == "policy":
+        return lambda items, keys: judge_with_policy(cfg, model, tokenizer, items)
+    if cfg.self_reward_judge == "teacher":
+        ledger = out_dir / "judge_cost.jsonl"
+        return lambda items, keys: judge_with_teacher(cfg, task, items, keys, ledger)
+    return lambda items, keys: [None] * len(items)
+
+
+def make_arms(cfg) -> tuple[list[tuple[str, float]], Bandit]:
     arms = [
         (s, t) for s in split_list(cfg.rollout_strategies) for t in float_list(cfg, "rollout_temperatures")
     ]
-    bandit = Bandit([arm_name(s, t) for s, t in arms], cfg.bandit)
+    return arms, Bandit([arm_name(s, t) for s, t in arms], cfg.bandit)
+
+
+def check_policy(store: JsonlAppender, cfg) -> None:
+    made_by = {r["policy"] for r in store.rows.values()} - {cfg.policy}
+    if made_by:
+        raise DataError(
+            f"{shown(store.path)} holds rollouts of POLICY={made_by.pop()}, not "
+            f"{cfg.policy}; move it away or set ROLLOUT_SUBDIR"
+        )
+
+
+def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[dict], Bandit]:
+    """Every question's rollout row, appended chunk by chunk (a killed run resumes), and the bandit."""
+    arms, bandit = make_arms(cfg)
     arm_index = {name: i for i, name in enumerate(bandit.arms)}
     chunks = [questions[i : i + cfg.rollout_chunk] for i in range(0, len(questions), cfg.rollout_chunk)]
-    rollouts_path = out_dir / "rollouts.jsonl"
-
-    with JsonlAppender(rollouts_path) as store:
-        made_by = {r["policy"] for r in store.rows.values()} - {cfg.policy}
-        if made_by:
-            raise DataError(
-                f"{shown(rollouts_path)} holds rollouts of POLICY={made_by.pop()}, not "
-                f"{cfg.policy}; move it away or set ROLLOUT_SUBDIR"
-            )
+    with JsonlAppender(out_dir / "rollouts.jsonl") as store:
+        check_policy(store, cfg)
         done = sum(q["id"] in store for q in questions)
         print(
             f"rollouts: {done} of {len(questions)} questions already done; K="
@@ -183,84 +204,82 @@ def main() -> None:
         if done < len(questions):
             model, tokenizer = load_model(policy.path, cfg, made_by=PHASES.get(cfg.policy, "phaseB"))
             judge = make_judge(cfg, task, model, tokenizer, out_dir)
+            sampler = Sampler(cfg, task, model, tokenizer, drafts, arms, judge)
             for index, chunk in enumerate(chunks):
                 todo = [q for q in chunk if q["id"] not in store]
                 if not todo:
                     continue
-                for row in rollout_chunk(
-                    cfg, task, model, tokenizer, todo, drafts, bandit, arms, index, judge
-                ):
+                for row in rollout_chunk(sampler, todo, bandit, index):
                     store.append(row)
                     for t in row["trajectories"]:
                         bandit.update(arm_index[t["arm"]], t["bandit_reward"])
                 write_json(out_dir / "bandit_state.json", bandit.state())
         rows = [store.rows[q["id"]] for q in questions]
     write_json(out_dir / "bandit_state.json", bandit.state())
+    return rows, bandit
 
-    # Preference pairs: correctness first, or SPIN against the Phase B targets.
+
+def make_pairs(cfg, rows: list[dict], run: StageRun) -> tuple[list[dict], list]:
+    """Preference pairs: correctness first, or SPIN against the Phase B targets."""
     if cfg.pair_mode == "spin":
-        inputs["train_cot"] = cfg.data_dir / "train_cot.jsonl"
-        targets = {r["id"]: r for r in read_jsonl(inputs["train_cot"], made_by="datasets")}
+        run.input("train_phaseB", cfg.data_dir / "train_phaseB.jsonl")
+        targets = {r["id"]: r for r in read_jsonl(cfg.data_dir / "train_phaseB.jsonl", made_by="datasets")}
         pairs = [p for r in rows for p in spin_pairs(r, targets.get(r["id"]), cfg.pairs_per_question)]
-        counts = [outcome_counts(r) for r in rows]
-    else:
-        made = [
-            correctness_first_pairs(
-                r,
-                cfg.pairs_per_question,
-                cfg.coherence_margin,
-                cfg.random_seed,
-                cfg.rejected_cut == "first_error",
-            )
-            for r in rows
-        ]
-        pairs = [p for ps, _ in made for p in ps]
-        counts = [c for _, c in made]
-    prefs_path, sharegpt_path = (
-        out_dir / "preferences.jsonl",
-        out_dir / "sharegpt_preferences.jsonl",
-    )
-    write_jsonl(prefs_path, pairs)
-    write_jsonl(sharegpt_path, [to_sharegpt_preference(p) for p in pairs])
-
-    report = build_rollout_report(rows, pairs, counts, bandit.state())
-    report_paths = [
-        out_dir / "rollout_report.json",
-        out_dir / "rollout_report.md",
-        out_dir / "rollout_scores.png",
-    ]
-    write_json(report_paths[0], report)
-    report_paths[1].write_text(render_markdown(report))
-    plot_rollout_scores(rows, SCORES, report_paths[2])
-    outputs = [
-        rollouts_path,
-        out_dir / "bandit_state.json",
-        prefs_path,
-        sharegpt_path,
-        *report_paths,
-    ]
-    manifest = write_manifest(out_dir, "rollouts", cfg, inputs, outputs, {"report": report}, started)
-    print(render_markdown(report))
-    if not pairs:
-        print(
-            f"warning: no preference pairs: every question was all correct or all wrong "
-            f"({report['all_correct_questions']} / {report['all_wrong_questions']}); raise "
-            f"ROLLOUTS_PER_QUESTION or the temperatures"
+        return pairs, [outcome_counts(r) for r in rows]
+    made = [
+        correctness_first_pairs(
+            r,
+            cfg.pairs_per_question,
+            cfg.coherence_margin,
+            cfg.random_seed,
+            cfg.rejected_cut == "first_error",
         )
-    print(
-        f"wrote {shown(rollouts_path)}, {shown(prefs_path)} ({len(pairs)} pairs), "
-        f"{shown(report_paths[1])}; manifest {shown(manifest)}"
-    )
+        for r in rows
+    ]
+    return [p for ps, _ in made for p in ps], [c for _, c in made]
 
 
-def make_judge(cfg, task, model, tokenizer, out_dir):
-    """judge(items, keys) -> one judgement text per item, or None where nothing judged it."""
-    if cfg.self_reward_judge == "policy":
-        return lambda items, keys: judge_with_policy(cfg, model, tokenizer, items)
-    if cfg.self_reward_judge == "teacher":
-        ledger = out_dir / "judge_cost.jsonl"
-        return lambda items, keys: judge_with_teacher(cfg, task, items, keys, ledger)
-    return lambda items, keys: [None] * len(items)
+def write_outputs(out_dir, rows, pairs, counts, bandit) -> tuple[dict, list]:
+    """preferences.jsonl, its ShareGPT export, and the report (json, markdown, plot)."""
+    write_jsonl(out_dir / "preferences.jsonl", pairs)
+    write_jsonl(out_dir / "sharegpt_preferences.jsonl", [to_sharegpt_preference(p) for p in pairs])
+    report = build_rollout_report(rows, pairs, counts, bandit.state())
+    write_json(out_dir / "rollout_report.json", report)
+    (out_dir / "rollout_report.md").write_text(render_markdown(report))
+    plot_rollout_scores(rows, SCORES, out_dir / "rollout_scores.png")
+    names = ("rollouts.jsonl", "bandit_state.json", "preferences.jsonl", "sharegpt_preferences.jsonl")
+    names += ("rollout_report.json", "rollout_report.md", "rollout_scores.png")
+    return report, [out_dir / n for n in names]
+
+
+def main() -> None:
+    cfg, _ = load_config()
+    task = get_task(cfg.task)
+    with stage_run(cfg, "rollouts", "07 rollouts", cfg.rollout_dir) as run:
+        check_judge(cfg)
+        policy = resolve_checkpoint(cfg, cfg.policy)
+        questions = read_jsonl(cfg.data_dir / "sample_train.jsonl", made_by="sample")
+        questions = questions[: cfg.rollout_questions] if cfg.rollout_questions else questions
+        run.inputs |= {"sample_train": cfg.data_dir / "sample_train.jsonl", "policy": policy.path}
+        drafts = {}
+        if policy.with_draft:
+            run.input("student_drafts", cfg.data_dir / "student_drafts.jsonl")
+            drafts = read_draft_texts(cfg)
+        out_dir = cfg.rollout_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rows, bandit = run_rollouts(cfg, task, policy, questions, drafts, out_dir)
+        pairs, counts = make_pairs(cfg, rows, run)
+        report, outputs = write_outputs(out_dir, rows, pairs, counts, bandit)
+        run.outputs(*outputs)
+        run.extra["report"] = report
+        print(render_markdown(report))
+        if not pairs:
+            print(
+                f"warning: no preference pairs: every question was all correct or all wrong "
+                f"({report['all_correct_questions']} / {report['all_wrong_questions']}); raise "
+                f"ROLLOUTS_PER_QUESTION or the temperatures"
+            )
+        print(f"wrote {shown(outputs[0])}, {shown(outputs[2])} ({len(pairs)} pairs), {shown(outputs[5])}")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,20 @@
 """Stage 08, Phase C: DPO from the POLICY adapter (Phase B by default), which is also the frozen
-reference, on preference pairs, with the losses of src/common/dpo_losses.py (DPO_LOSS) and,
-optionally, the seed plan's beta schedule.
+reference, on preference pairs, with the losses of src/common/train/losses.py (DPO_LOSS) and,
+optionally, a four-epoch beta schedule (DPO_SCHEDULE): a small-beta warm-up epoch, two epochs of
+centered rewards, and a last epoch that leaves out the pairs the reference finds noisiest
+(NOISY_FRACTION; a filter in the spirit of Dr. DPO, Wu et al. 2024).
 
 Reads data/RUN[/ROLLOUT_SUBDIR]/preferences.jsonl (stage 07) and/or data/RUN/pairs.jsonl (stage 04)
 and the POLICY checkpoint; writes checkpoints/RUN/DPO_OUTPUT/ (phaseC by default) and the
 reference log-prob cache checkpoints/RUN/ref_logps/.
 """
 
-import time
 from pathlib import Path
 
-from common.config import load_config, print_config, shown
+from common.config import load_config, shown
 from common.errors import DataError, run_main
 from common.eval.evaluate import resolve_checkpoint
+from common.stage import stage_run
 from common.train.dpo import (
     LooperDPOTrainer,
     attach_reference_logps,
@@ -30,7 +32,7 @@ from common.train.setup import (
     trainer_args,
 )
 
-SEED_SCHEDULE_EPOCHS = 4
+SCHEDULE_EPOCHS = 4
 
 
 def pair_files(cfg) -> list:
@@ -54,21 +56,9 @@ def load_pairs(path: Path):
     return pairs.select_columns(keep)
 
 
-def main() -> None:
+def split_pairs(cfg, files: list):
+    """All pair files, shuffled, and a tenth (at least one pair) kept for dev loss."""
     from datasets import concatenate_datasets
-    from transformers import EarlyStoppingCallback
-    from trl import DPOConfig
-
-    started = time.time()
-    cfg, _ = load_config()
-    print_config(cfg, "08 Phase C (DPO)")
-    policy = resolve_checkpoint(cfg, cfg.policy)  # a missing phase names the target that makes it
-    phase_b = require_checkpoint(Path(policy.path), made_by="phaseB")
-    files = pair_files(cfg)
-    out_dir = cfg.checkpoint_dir / cfg.dpo_output
-    data = {f.stem: f for f in files}
-    if already_done(cfg, out_dir, data | {"init_checkpoint": phase_b}):
-        return
 
     pairs = concatenate_datasets([load_pairs(f) for f in files]).shuffle(seed=cfg.random_seed)
     if len(pairs) < 2:
@@ -78,12 +68,19 @@ def main() -> None:
         f"phaseC: {len(split['train'])} train / {len(split['test'])} dev pairs from "
         f"{', '.join(shown(f) for f in files)}; loss {cfg.dpo_loss}, schedule {cfg.dpo_schedule}"
     )
+    return split
 
-    seed_schedule = cfg.dpo_schedule == "seed"
-    epochs = SEED_SCHEDULE_EPOCHS if seed_schedule else cfg.dpo_epochs
+
+def make_trainer(cfg, split, phase_b: Path, files: list, out_dir: Path):
+    """The DPO trainer from the POLICY checkpoint, with the reference log-probs cached beside it."""
+    from transformers import EarlyStoppingCallback
+    from trl import DPOConfig
+
+    scheduled = cfg.dpo_schedule == "seed"
+    epochs = SCHEDULE_EPOCHS if scheduled else cfg.dpo_epochs
     args = trainer_args(cfg, out_dir, len(split["train"]), cfg.dpo_learning_rate, epochs)
     # The schedule changes the loss between epochs, so dev losses across epochs don't compare.
-    args["load_best_model_at_end"] = not seed_schedule
+    args["load_best_model_at_end"] = not scheduled
     model, tokenizer = load_student(cfg, init_checkpoint=phase_b)
     trainer = LooperDPOTrainer(
         model=model,
@@ -93,7 +90,7 @@ def main() -> None:
         train_dataset=split["train"],
         eval_dataset=split["test"],
         processing_class=tokenizer,
-        callbacks=[] if seed_schedule else [EarlyStoppingCallback(cfg.early_stopping_patience)],
+        callbacks=[] if scheduled else [EarlyStoppingCallback(cfg.early_stopping_patience)],
         looper_cfg=cfg,
     )
     cache = reference_cache_path(cfg, phase_b, files, cfg.checkpoint_dir / "ref_logps")
@@ -101,11 +98,25 @@ def main() -> None:
     # FINETUNE=full: TRL loaded a frozen copy of the policy as the reference; its log-probs now
     # ride in every batch, so the copy is not needed again.
     trainer.ref_model = None
-    if seed_schedule:
+    if scheduled:
         trainer.noisy_above = noisy_threshold(trainer.train_dataset, cfg.noisy_fraction)
-    with oom_hint(cfg, "phaseC"):
-        trainer.train(resume_from_checkpoint=resume_from(cfg, out_dir))
-    finish(trainer, cfg, "phaseC", out_dir, data, phase_b, started)
+    return trainer
+
+
+def main() -> None:
+    cfg, _ = load_config()
+    out_dir = cfg.checkpoint_dir / cfg.dpo_output
+    with stage_run(cfg, "train", "08 Phase C (DPO)", out_dir, manifest=False) as run:
+        policy = resolve_checkpoint(cfg, cfg.policy)  # a missing phase names the target that makes it
+        phase_b = require_checkpoint(Path(policy.path), made_by="phaseB")
+        files = pair_files(cfg)
+        data = {f.stem: f for f in files}
+        if already_done(cfg, out_dir, data | {"init_checkpoint": phase_b}):
+            return
+        trainer = make_trainer(cfg, split_pairs(cfg, files), phase_b, files, out_dir)
+        with oom_hint(cfg, "phaseC"):
+            trainer.train(resume_from_checkpoint=resume_from(cfg, out_dir))
+        finish(trainer, cfg, "phaseC", out_dir, data, phase_b, run.started)
 
 
 if __name__ == "__main__":

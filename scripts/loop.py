@@ -1,4 +1,5 @@
-"""`make loop`: the self-improvement loop (the seed plan's self-guided loop, Iterative RPO's recipe).
+"""`make loop`: the self-improvement loop of iterative preference optimization (Iterative RPO,
+Pang et al. 2024, arXiv:2404.19733; Self-Rewarding LMs, Yuan et al. 2024, arXiv:2401.10020).
 
 Each round: the current policy samples rollouts and pairs (stage 07); Phase C trains from that
 policy, once per loss in LOOP_LOSSES, on the same pairs (stage 08); each result answers the dev
@@ -17,18 +18,17 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from common.config import load_config, print_config, shown, split_list
+from common.config import load_config, shown, split_list
 from common.data.tasks import get_task
 from common.errors import LooperError, run_main
 from common.eval.evaluate import answer_questions, resolve_checkpoint, summarize
 from common.jsonl import read_jsonl, write_json
-from common.manifest import write_manifest
 from common.models.loading import load_model
 from common.plots import plot_loop
 from common.rollout.drafts import read_draft_texts
+from common.stage import stage_run
 
 SCRIPTS = Path(__file__).resolve().parent
 
@@ -49,78 +49,63 @@ def dev_accuracy(cfg, task, spec: str, dev: list[dict], drafts: dict) -> float:
     return round(summarize(task, rows)["accuracy"], 4)
 
 
-def main() -> None:
-    started = time.time()
-    cfg, _ = load_config()
-    print_config(cfg, "loop")
-    task = get_task(cfg.task)
-    losses = split_list(cfg.loop_losses) or [cfg.dpo_loss]
-    launch = shlex.split(os.environ.get("LOOPER_LAUNCH", "")) or [sys.executable]
-    dev_path = cfg.data_dir / "dev.jsonl"
-    dev = read_jsonl(dev_path, made_by="sample")
-    if not dev:
-        raise LooperError(f"{shown(dev_path)} is empty; the loop picks rounds on dev: set DEV_SAMPLES")
-    drafts = read_draft_texts(cfg)
-    loop_dir = cfg.checkpoint_dir / "loop"
-    loop_dir.mkdir(parents=True, exist_ok=True)
-    state_path = loop_dir / "loop.json"
-    known = {}  # checkpoint -> dev accuracy, kept from a killed run (RESUME=0 forgets them)
-    if state_path.is_file() and cfg.resume:
-        known = json.loads(state_path.read_text()).get("dev_accuracy", {})
+def read_json_if(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
-    def accuracy(spec: str) -> float:
-        if spec not in known:
-            known[spec] = dev_accuracy(cfg, task, spec, dev, drafts)
-        return known[spec]
 
-    policy = cfg.policy
-    start = {"round": 0, "policy": policy, "dev_accuracy": accuracy(policy)}
-    rounds, best, best_accuracy, stale = [start], None, start["dev_accuracy"], 0
+def write_state(path: Path, rounds: list[dict], best: dict, known: dict) -> None:
+    write_json(path, {"rounds": rounds, "best_round": best["round"], "dev_accuracy": known})
+
+
+def run_round(cfg, n: int, policy: str, losses: list[str], launch: list[str], accuracy) -> dict:
+    """Round n: rollouts of `policy` (stage 07), Phase C once per loss on its pairs (stage 08), and
+    each result's dev accuracy; the loss best on dev is the round's choice."""
+    subdir = f"loop/round{n}"
+    run_stage("07_rollouts.py", [sys.executable], POLICY=policy, ROLLOUT_SUBDIR=subdir)
+    candidates = {}
+    for loss in losses:
+        out = f"loop/round{n}-{loss}"
+        run_stage(
+            "08_train_dpo.py",
+            launch,
+            POLICY=policy,
+            ROLLOUT_SUBDIR=subdir,
+            DPO_DATA="preferences",
+            DPO_LOSS=loss,
+            DPO_OUTPUT=out,
+        )
+        candidates[loss] = {
+            "checkpoint": str(cfg.checkpoint_dir / out),
+            "spec": out,
+            "dev_accuracy": accuracy(str(cfg.checkpoint_dir / out)),
+        }
+    loss = max(candidates, key=lambda k: candidates[k]["dev_accuracy"])
+    report = read_json_if(cfg.data_dir / subdir / "rollout_report.json")
     print(
-        f"loop: start from {policy}, dev accuracy {start['dev_accuracy']:.1%}; up to "
-        f"{cfg.iterations} rounds, losses {', '.join(losses)}"
+        f"loop: round {n}: "
+        + ", ".join(f"{k} {v['dev_accuracy']:.1%}" for k, v in candidates.items())
+        + f" -> {loss}"
     )
+    return {
+        "round": n,
+        "policy": policy,
+        "loss": loss,
+        **candidates[loss],
+        "candidates": candidates,
+        "pairs": report.get("pairs", {}),
+        "trajectory_accuracy": report.get("trajectory_accuracy"),
+    }
+
+
+def run_rounds(cfg, start: dict, losses, launch, accuracy, state_path, known) -> tuple[list[dict], dict]:
+    """Up to ITERATIONS rounds, each from the previous round's choice; stop after LOOP_PATIENCE
+    rounds without a dev gain. Returns every round and the best one (None when none ran)."""
+    rounds, best, best_accuracy, stale, policy = [start], None, start["dev_accuracy"], 0, start["policy"]
     for n in range(1, cfg.iterations + 1):
-        subdir = f"loop/round{n}"
-        run_stage("07_rollouts.py", [sys.executable], POLICY=policy, ROLLOUT_SUBDIR=subdir)
-        candidates = {}
-        for loss in losses:
-            out = f"loop/round{n}-{loss}"
-            run_stage(
-                "08_train_dpo.py",
-                launch,
-                POLICY=policy,
-                ROLLOUT_SUBDIR=subdir,
-                DPO_DATA="preferences",
-                DPO_LOSS=loss,
-                DPO_OUTPUT=out,
-            )
-            candidates[loss] = {
-                "checkpoint": str(cfg.checkpoint_dir / out),
-                "spec": out,
-                "dev_accuracy": accuracy(str(cfg.checkpoint_dir / out)),
-            }
-        loss = max(candidates, key=lambda k: candidates[k]["dev_accuracy"])
-        chosen = candidates[loss]
-        report = read_json_if(cfg.data_dir / subdir / "rollout_report.json")
-        rounds.append(
-            {
-                "round": n,
-                "policy": policy,
-                "loss": loss,
-                **chosen,
-                "candidates": candidates,
-                "pairs": report.get("pairs", {}),
-                "trajectory_accuracy": report.get("trajectory_accuracy"),
-            }
-        )
-        print(
-            f"loop: round {n}: "
-            + ", ".join(f"{k} {v['dev_accuracy']:.1%}" for k, v in candidates.items())
-            + f" -> {loss}"
-        )
+        chosen = run_round(cfg, n, policy, losses, launch, accuracy)
+        rounds.append(chosen)
         if best is None or chosen["dev_accuracy"] > best["dev_accuracy"]:
-            best = rounds[-1]
+            best = chosen
         # A round improves when it beats every earlier policy on dev, the starting one included.
         stale = 0 if chosen["dev_accuracy"] > best_accuracy else stale + 1
         best_accuracy = max(best_accuracy, chosen["dev_accuracy"])
@@ -129,17 +114,14 @@ def main() -> None:
         if stale >= cfg.loop_patience and n < cfg.iterations:
             print(f"loop: no dev gain for {stale} round(s); stopping (LOOP_PATIENCE={cfg.loop_patience})")
             break
+    return rounds, best
 
-    if best["dev_accuracy"] <= start["dev_accuracy"]:
-        # No round beat the starting policy on dev: Phase C keeps it rather than a worse model.
-        best = start | {
-            "checkpoint": resolve_checkpoint(cfg, start["policy"]).path,
-            "spec": start["policy"],
-            "loss": None,
-        }
-        print(f"loop: no round beat {start['policy']} on dev; phaseC keeps {start['policy']}")
+
+def keep_as_phase_c(cfg, best: dict, start: dict) -> Path:
+    """Copy the best round (or the starting policy, when no round beat it on dev) to phaseC, with
+    selection.json saying where it came from; a previous phaseC is moved aside, not deleted."""
     phase_c = cfg.checkpoint_dir / "phaseC"
-    if phase_c.exists():  # keep what was there: a `make dpo` result is not thrown away
+    if phase_c.exists():  # keep what was there: a `make phaseC` result is not thrown away
         aside = cfg.checkpoint_dir / "phaseC.before-loop"
         shutil.rmtree(aside, ignore_errors=True)
         phase_c.rename(aside)
@@ -154,29 +136,54 @@ def main() -> None:
         "start_dev_accuracy": start["dev_accuracy"],
     }
     write_json(phase_c / "selection.json", selection)
-    plot_loop(rounds, loop_dir / "loop.png")
-    write_state(state_path, rounds, best, known)
-    write_manifest(
-        loop_dir,
-        "loop",
-        cfg,
-        {"dev": dev_path},
-        [state_path, loop_dir / "loop.png"],
-        {"best_round": best["round"]},
-        started,
-    )
-    print(
-        f"loop: best round {best['round']} ({best['loss'] or best['spec']}, dev {best['dev_accuracy']:.1%}, start "
-        f"{start['dev_accuracy']:.1%}) copied to {shown(phase_c)}; per-round table in {shown(state_path)}"
-    )
+    return phase_c
 
 
-def read_json_if(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
+def main() -> None:
+    cfg, _ = load_config()
+    loop_dir, dev_path = cfg.checkpoint_dir / "loop", cfg.data_dir / "dev.jsonl"
+    with stage_run(cfg, "loop", "loop", loop_dir, {"dev": dev_path}) as run:
+        task = get_task(cfg.task)
+        losses = split_list(cfg.loop_losses) or [cfg.dpo_loss]
+        launch = shlex.split(os.environ.get("LOOPER_LAUNCH", "")) or [sys.executable]
+        dev = read_jsonl(dev_path, made_by="sample")
+        if not dev:
+            raise LooperError(f"{shown(dev_path)} is empty; the loop picks rounds on dev: set DEV_SAMPLES")
+        drafts = read_draft_texts(cfg)
+        loop_dir.mkdir(parents=True, exist_ok=True)
+        state_path = loop_dir / "loop.json"
+        known = {}  # checkpoint -> dev accuracy, kept from a killed run (RESUME=0 forgets them)
+        if state_path.is_file() and cfg.resume:
+            known = json.loads(state_path.read_text()).get("dev_accuracy", {})
 
+        def accuracy(spec: str) -> float:
+            if spec not in known:
+                known[spec] = dev_accuracy(cfg, task, spec, dev, drafts)
+            return known[spec]
 
-def write_state(path: Path, rounds: list[dict], best: dict, known: dict) -> None:
-    write_json(path, {"rounds": rounds, "best_round": best["round"], "dev_accuracy": known})
+        start = {"round": 0, "policy": cfg.policy, "dev_accuracy": accuracy(cfg.policy)}
+        print(
+            f"loop: start from {cfg.policy}, dev accuracy {start['dev_accuracy']:.1%}; up to "
+            f"{cfg.iterations} rounds, losses {', '.join(losses)}"
+        )
+        rounds, best = run_rounds(cfg, start, losses, launch, accuracy, state_path, known)
+        if best["dev_accuracy"] <= start["dev_accuracy"]:
+            # No round beat the starting policy on dev: Phase C keeps it rather than a worse model.
+            best = start | {
+                "checkpoint": resolve_checkpoint(cfg, cfg.policy).path,
+                "spec": cfg.policy,
+                "loss": None,
+            }
+            print(f"loop: no round beat {cfg.policy} on dev; phaseC keeps {cfg.policy}")
+        phase_c = keep_as_phase_c(cfg, best, start)
+        plot_loop(rounds, loop_dir / "loop.png")
+        write_state(state_path, rounds, best, known)
+        run.outputs(state_path, loop_dir / "loop.png")
+        run.extra["best_round"] = best["round"]
+        print(
+            f"loop: best round {best['round']} ({best['loss'] or best['spec']}, dev {best['dev_accuracy']:.1%}, "
+            f"start {start['dev_accuracy']:.1%}) copied to {shown(phase_c)}; per-round table in {shown(state_path)}"
+        )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--phase", default="phaseC", choices=("phaseA", "phaseB", "phaseC"))
     cfg, args = load_config(parser=parser)
     print_config(cfg, f"merge {args.phase}")
-    made_by = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "dpo"}[args.phase]
+    made_by = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "phaseC"}[args.phase]
     adapter = require_checkpoint(cfg.checkpoint_dir / args.phase, made_by=made_by)
     if not is_adapter(adapter):
         raise ConfigError(

@@ -16,13 +16,13 @@ from common.jsonl import read_jsonl
 
 KEY = "sk-datasets-test-key-000000"
 TRAIN_FILES = (
-    "train_baseline",
-    "train_cot",
-    "dev_baseline",
-    "dev_cot",
+    "train_phaseA",
+    "train_phaseB",
+    "dev_phaseA",
+    "dev_phaseB",
     "pairs",
-    "sharegpt_baseline",
-    "sharegpt_cot",
+    "sharegpt_phaseA",
+    "sharegpt_phaseB",
     "teacher_heldout",
 )
 
@@ -67,10 +67,10 @@ def test_drop_without_balance_refuses_and_explains(upstream, tmp_path):
     proc = stage(tmp_path, env, "04_build_datasets.py")
     assert proc.returncode == 1
     line = proc.stderr.strip().splitlines()[-1]
-    assert "'no'" in line and "BALANCE=upsample" in line and "seed's Phase B" in line
+    assert "'no'" in line and "BALANCE=upsample" in line and "class-skewed" in line
     report = json.loads((tmp_path / "data/compare/data_report.json").read_text())
     assert report["refused"] and report["teacher"]["wrong"] > 0
-    assert not (tmp_path / "data/compare/train_cot.jsonl").exists()
+    assert not (tmp_path / "data/compare/train_phaseB.jsonl").exists()
 
 
 def test_upsample_restores_the_source_ratio(upstream, tmp_path):
@@ -80,7 +80,7 @@ def test_upsample_restores_the_source_ratio(upstream, tmp_path):
     assert proc.returncode == 0, proc.stderr
     sample = data(tmp_path, "sample_train")
     source = sum(q["answer"] == "yes" for q in sample) / len(sample)
-    train = data(tmp_path, "train_cot")
+    train = data(tmp_path, "train_phaseB")
     report = json.loads((tmp_path / "data/compare/data_report.json").read_text())
     kept_yes = report["classes"]["kept"]["yes"]
     assert kept_yes < source - 0.05  # the teacher's errors really skewed the kept set
@@ -99,7 +99,7 @@ def test_gold_policy_keeps_reasoning_and_corrects_answers(upstream, tmp_path):
     report = json.loads((tmp_path / "data/compare/data_report.json").read_text())
     assert report["policy"]["gold_corrected"] == report["teacher"]["wrong"] > 0
     gold = {q["id"]: q["answer"] for q in data(tmp_path, "sample_train")}
-    train = data(tmp_path, "train_cot")
+    train = data(tmp_path, "train_phaseB")
     assert any(r["source"] == "gold_corrected" for r in train)
     assert all(r["completion"][0]["content"].endswith(gold[r["id"]]) for r in train)
 
@@ -135,6 +135,24 @@ def test_rationalize_through_the_api_without_leaking_the_hint(upstream, tmp_path
         assert "correct answer is" not in text and "hint" not in text, name
         assert HINT.split("{")[0].lower() not in text
     assert KEY not in "".join(p.read_text() for p in (tmp_path / "data").rglob("*") if p.is_file())
+
+
+def test_rationalize_in_stage_04_reads_files_only(upstream, tmp_path):
+    """Stage 03 stores the STaR rationales; stage 04 needs no key and no server to use them."""
+    env = fresh(upstream, tmp_path) | WRONG_ON_YES | {"DISAGREEMENT": "rationalize"}
+    assert stage(tmp_path, env, "03_teacher.py").returncode == 0  # the offline teacher: no key
+    outputs = data(tmp_path, "teacher_outputs")
+    rationalized = [r for r in outputs if "rationalization" in r]
+    assert rationalized and len(outputs) == len({r["id"] for r in outputs})  # one row per question
+    assert all(r["rationalization"]["accepted"] for r in rationalized)
+    ledger = data(tmp_path, "teacher_cost")
+    assert len(ledger) == len(outputs) + len(rationalized)  # the hinted calls are in the ledger
+    env = env | {"TEACHER": "openai", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": ""}
+    proc = stage(tmp_path, env, "04_build_datasets.py")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "data/compare/data_report.json").read_text())
+    assert report["policy"]["rationalized"] == len(rationalized) > 0
+    assert report["kept_by_source"]["rationalized"] == len(rationalized)
 
 
 def test_missing_teacher_outputs_names_the_target(upstream, tmp_path):
@@ -193,7 +211,9 @@ def test_trl_trainers_accept_the_files(upstream, tmp_path, tiny_model_dir):
         "use_cpu": True,
         "save_strategy": "no",
     }
-    sft_data = load_dataset("json", data_files=str(tmp_path / "data/compare/train_cot.jsonl"), split="train")
+    sft_data = load_dataset(
+        "json", data_files=str(tmp_path / "data/compare/train_phaseB.jsonl"), split="train"
+    )
     sft = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
         args=SFTConfig(**common),
@@ -208,7 +228,7 @@ def test_trl_trainers_accept_the_files(upstream, tmp_path, tiny_model_dir):
     assert learned.rstrip("\n").endswith(
         "The answer is: " + row["completion"][0]["content"].split(": ")[-1] + "<|im_end|>"
     )
-    record = read_jsonl(tmp_path / "data/compare/train_cot.jsonl")[0]
+    record = read_jsonl(tmp_path / "data/compare/train_phaseB.jsonl")[0]
     expected = tok(render_prompt(tok, record["prompt"]), add_special_tokens=False)["input_ids"]
     assert prompt_ids == expected  # the trainer's prompt tokens are the eval prompt's tokens
     assert sft.train().training_loss > 0

@@ -31,8 +31,8 @@ def test_small_demo_runs_every_stage_and_writes_every_artifact(tmp_path):
         d / "student_drafts.jsonl",  # 02
         d / "teacher_outputs.jsonl",
         d / "teacher_cost.jsonl",  # 03
-        d / "train_baseline.jsonl",
-        d / "train_cot.jsonl",
+        d / "train_phaseA.jsonl",
+        d / "train_phaseB.jsonl",
         d / "data_report.json",  # 04
         ck / "phaseA/model.safetensors",
         ck / "phaseB/model.safetensors",  # 05, 06 (full weights)

@@ -311,7 +311,7 @@ def test_rollouts_write_scores_pairs_and_a_report_that_dpo_trains_on(policy_dir)
     assert (d / "rollout_scores.png").stat().st_size > 0
     prefs = read_jsonl(d / "preferences.jsonl")
     assert prefs and all(p["pair_type"] == "spin" for p in prefs)
-    targets = {r["id"]: r for r in read_jsonl(d / "train_cot.jsonl")}
+    targets = {r["id"]: r for r in read_jsonl(d / "train_phaseB.jsonl")}
     for p in prefs:
         assert p["prompt"] == targets[p["question_id"]]["prompt"]
         assert p["chosen"] == targets[p["question_id"]]["completion"]

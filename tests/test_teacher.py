@@ -25,6 +25,7 @@ def sample(work, n=20, task="compare"):
 def teacher_env(api, backend="openai", **extra):
     env = {
         "TASK": "compare",
+        "DISAGREEMENT": "drop",  # one pass of requests; the STaR rationalization pass is tested in test_datasets
         "WITH_DRAFT": "0",
         "TEACHER": backend,
         "TEACHER_MAX_RETRIES": "2",

@@ -241,12 +241,12 @@ def test_bad_inputs_name_the_fix(built, tmp_path):
     assert proc.returncode == 1 and "run `make phaseA` first" in proc.stderr
     proc = run_script("08_train_dpo.py", tmp_path, **FAST)
     assert proc.returncode == 1 and "run `make phaseB` first" in proc.stderr
-    (tmp_path / "data/arith/train_baseline.jsonl").write_text("")
+    (tmp_path / "data/arith/train_phaseA.jsonl").write_text("")
     proc = run_script("05_train_baseline.py", tmp_path, **FAST)
     assert proc.returncode == 1 and "is empty: nothing to train on" in proc.stderr
     shutil.rmtree(tmp_path / "checkpoints/tiny-base")
-    (tmp_path / "data/arith/train_baseline.jsonl").write_text(
-        (built / "data/arith/train_baseline.jsonl").read_text()
+    (tmp_path / "data/arith/train_phaseA.jsonl").write_text(
+        (built / "data/arith/train_phaseA.jsonl").read_text()
     )
     proc = run_script("05_train_baseline.py", tmp_path, **FAST)
     assert proc.returncode == 1 and "run `make tiny-model` first" in proc.stderr
@@ -306,7 +306,7 @@ def test_eval_scores_every_phase_and_writes_the_report(trained, tmp_path):
         }
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["checkpoints"]) == ["base", "phaseA", "phaseB"]
-    assert summary["checkpoints"]["phaseA"]["strategy"] == "none"  # Track A's own format
+    assert summary["checkpoints"]["phaseA"]["strategy"] == "none"  # Phase A's own format
     assert set(summary["comparisons"]) == {"base->phaseA", "phaseA->phaseB"}
     assert set(summary["ablations"]["variants"]) == {"with draft", "no draft", "shuffled draft"}
     assert (out / "report.md").is_file() and (out / "accuracy.png").is_file()

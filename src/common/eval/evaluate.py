@@ -16,7 +16,7 @@ from common.eval.stats import wilson_interval
 from common.models.checkpoints import is_checkpoint
 from common.models.generation import generate_batches
 
-PHASES = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "dpo"}  # name -> make target
+PHASES = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "phaseC"}  # name -> make target
 
 
 @dataclass
