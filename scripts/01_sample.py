@@ -28,8 +28,8 @@ def main() -> None:
     started = time.time()
     cfg, _ = load_config()
     print_config(cfg, "01 sample")
-    task = get_task(cfg.task)
-    train_source, test_source = task.sources(cfg.dataset_path, cfg.test_path)
+    task = get_task(cfg.run.task)
+    train_source, test_source = task.sources(cfg.data.dataset_path, cfg.data.test_path)
     print(f"train source: {train_source or '<generated>'}")
     print(f"test source:  {test_source or '<generated>'}")
 
@@ -41,25 +41,25 @@ def main() -> None:
     clean = [r for r in pool if r["id"] not in test_ids and r["question"] not in test_questions]
     leaked, pool = len(pool) - len(clean), clean
 
-    wanted = cfg.train_samples + cfg.dev_samples
+    wanted = cfg.data.train_samples + cfg.data.dev_samples
     if wanted > len(pool):
         raise DataError(
-            f"TRAIN_SAMPLES={cfg.train_samples} + DEV_SAMPLES={cfg.dev_samples} = {wanted}, but "
+            f"TRAIN_SAMPLES={cfg.data.train_samples} + DEV_SAMPLES={cfg.data.dev_samples} = {wanted}, but "
             f"{train_source or 'the generated pool'} has only {len(pool)} usable training "
             f"examples; lower TRAIN_SAMPLES or DEV_SAMPLES"
         )
 
     # Train first, then dev from what is left: both keep the pool's label ratio.
-    rng = random.Random(cfg.random_seed)
+    rng = random.Random(cfg.run.random_seed)
     labels = [task.label(r) for r in pool]
-    train_idx = stratified_indices(labels, cfg.train_samples, rng)
+    train_idx = stratified_indices(labels, cfg.data.train_samples, rng)
     taken = set(train_idx)
     rest = [i for i in range(len(pool)) if i not in taken]
-    dev_idx = [rest[i] for i in stratified_indices([labels[i] for i in rest], cfg.dev_samples, rng)]
+    dev_idx = [rest[i] for i in stratified_indices([labels[i] for i in rest], cfg.data.dev_samples, rng)]
     train = [pool[i] for i in train_idx]
     dev = [pool[i] for i in dev_idx]
 
-    out = cfg.data_dir
+    out = cfg.run.data_dir
     paths = [out / "sample_train.jsonl", out / "dev.jsonl", out / "test.jsonl"]
     for path, rows in zip(paths, (train, dev, test), strict=True):
         write_jsonl(path, rows)

@@ -19,12 +19,12 @@ def main() -> None:
     started = time.time()
     cfg, _ = load_config()
     print_config(cfg, "02 student drafts")
-    task = get_task(cfg.task)
-    sample_path, dev_path = cfg.data_dir / "sample_train.jsonl", cfg.data_dir / "dev.jsonl"
+    task = get_task(cfg.run.task)
+    sample_path, dev_path = cfg.run.data_dir / "sample_train.jsonl", cfg.run.data_dir / "dev.jsonl"
     questions = read_jsonl(sample_path, made_by="sample") + read_jsonl(dev_path, made_by="sample")
-    out_path = cfg.data_dir / "student_drafts.jsonl"
+    out_path = cfg.run.data_dir / "student_drafts.jsonl"
 
-    drafts = write_drafts(cfg, task, questions, out_path, cfg.model)
+    drafts = write_drafts(cfg, task, questions, out_path, cfg.model.model_name)
     rows = [drafts[q["id"]] for q in questions]
 
     parsed = sum(r["parse_ok"] for r in rows)
@@ -38,10 +38,10 @@ def main() -> None:
         "truncated": sum(r["truncated"] for r in rows),
     }
     manifest = write_manifest(
-        cfg.data_dir,
+        cfg.run.data_dir,
         "drafts",
         cfg,
-        {"sample_train": sample_path, "dev": dev_path, "model": cfg.model},
+        {"sample_train": sample_path, "dev": dev_path, "model": cfg.model.model_name},
         [out_path],
         {"stats": stats},
         started,

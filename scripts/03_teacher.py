@@ -83,27 +83,27 @@ def main() -> None:
     started = time.time()
     cfg, _ = load_config()
     print_config(cfg, "03 teacher")
-    task = get_task(cfg.task)
+    task = get_task(cfg.run.task)
     model, price = teacher_model(cfg), prices(cfg)
-    sample_path = cfg.data_dir / "sample_train.jsonl"
-    drafts_path = cfg.data_dir / "student_drafts.jsonl"
+    sample_path = cfg.run.data_dir / "sample_train.jsonl"
+    drafts_path = cfg.run.data_dir / "student_drafts.jsonl"
     examples = read_jsonl(sample_path, made_by="sample")
-    if cfg.with_draft:
+    if cfg.teacher.with_draft:
         examples = attach_drafts(examples, drafts_path)
     out_path, ledger_path = (
-        cfg.data_dir / "teacher_outputs.jsonl",
-        cfg.data_dir / "teacher_cost.jsonl",
+        cfg.run.data_dir / "teacher_outputs.jsonl",
+        cfg.run.data_dir / "teacher_cost.jsonl",
     )
 
     def jobs_for(todo: list[dict]) -> list[Job]:
         return [
             Job(ex["id"], attempt, task.build_teacher_messages(ex["question"], ex.get("draft")), ex)
             for ex in todo
-            for attempt in range(cfg.teacher_attempts)
+            for attempt in range(cfg.teacher.teacher_attempts)
         ]
 
-    if cfg.dry_run:
-        print_dry_run(jobs_for(examples), price, cfg.teacher_max_tokens)
+    if cfg.teacher.dry_run:
+        print_dry_run(jobs_for(examples), price, cfg.teacher.teacher_max_tokens)
         return
     teacher = make_teacher(cfg, task)  # a missing key stops here
 
@@ -112,16 +112,16 @@ def main() -> None:
     todo = [ex for ex in examples if ex["id"] not in outputs]
     print(
         f"{len(examples) - len(todo)} questions already done ({retried} API errors to retry), "
-        f"{len(todo)} to ask {model} ({cfg.teacher_attempts} attempt(s) each)"
+        f"{len(todo)} to ask {model} ({cfg.teacher.teacher_attempts} attempt(s) each)"
     )
     pending: dict[str, dict[int, Reply]] = {}
 
     def on_reply(job: Job, reply: Reply) -> None:
         replies = pending.setdefault(job.id, {})
         replies[job.attempt] = reply
-        if len(replies) == cfg.teacher_attempts:
+        if len(replies) == cfg.teacher.teacher_attempts:
             ordered = [replies[a] for a in sorted(replies)]
-            outputs.append(example_row(task, job.example, ordered, cfg.teacher, model))
+            outputs.append(example_row(task, job.example, ordered, cfg.teacher.backend, model))
             del pending[job.id]
 
     sent_at = time.time()
@@ -142,10 +142,10 @@ def main() -> None:
     }
     outs = [p for p in (out_path, ledger_path) if p.exists()]
     manifest = write_manifest(
-        cfg.data_dir,
+        cfg.run.data_dir,
         "teacher",
         cfg,
-        {"sample_train": sample_path, **({"drafts": drafts_path} if cfg.with_draft else {})},
+        {"sample_train": sample_path, **({"drafts": drafts_path} if cfg.teacher.with_draft else {})},
         outs,
         {"stats": stats},
         started,
@@ -162,7 +162,7 @@ def main() -> None:
     print(f"wrote {shown(out_path)}, {shown(ledger_path)}; manifest {shown(manifest)}")
     if budget.exhausted:
         raise BudgetReached(
-            f"MAX_COST_USD={cfg.max_cost_usd} reached (${budget.spent:.4f} spent); "
+            f"MAX_COST_USD={cfg.teacher.max_cost_usd} reached (${budget.spent:.4f} spent); "
             f"{len(rows)}/{len(examples)} questions kept; raise MAX_COST_USD and re-run to continue"
         )
 

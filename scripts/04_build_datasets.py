@@ -88,7 +88,7 @@ def rationalize(cfg, task, disputed: list[dict], path, ledger_path) -> dict[str,
             budget = ask_teacher(cfg, teacher, jobs, on_reply, ledger_path, desc="rationalize")
             if budget.exhausted:
                 raise BudgetReached(
-                    f"MAX_COST_USD={cfg.max_cost_usd} reached while rationalizing; "
+                    f"MAX_COST_USD={cfg.teacher.max_cost_usd} reached while rationalizing; "
                     f"raise it and re-run `make datasets` to continue"
                 )
         return {ex["id"]: store.rows[ex["id"]] for ex in disputed if ex["id"] in store.rows}
@@ -107,8 +107,8 @@ def main() -> None:
     started = time.time()
     cfg, _ = load_config()
     print_config(cfg, "04 build datasets")
-    task = get_task(cfg.task)
-    d = cfg.data_dir
+    task = get_task(cfg.run.task)
+    d = cfg.run.data_dir
     paths_in = {
         name: d / f"{name}.jsonl" for name in ("sample_train", "dev", "student_drafts", "teacher_outputs")
     }
@@ -120,7 +120,7 @@ def main() -> None:
     check_ids(sample + dev, drafts, paths_in["student_drafts"], "drafts")
 
     def draft_of(ex_id: str) -> str | None:
-        return drafts[ex_id]["draft"] if cfg.with_draft else None
+        return drafts[ex_id]["draft"] if cfg.teacher.with_draft else None
 
     # 1. Validate every teacher answer against gold.
     reasons = {q["id"]: reason(task, teacher[q["id"]]) for q in sample}
@@ -133,14 +133,14 @@ def main() -> None:
 
     # 2. The disagreement policy for wrong or unparseable answers.
     disputed = [examples[i] for i in examples if reasons[i] in ("wrong", "unparseable")]
-    policy = {"disagreement": cfg.disagreement, "disputed": len(disputed)}
-    if cfg.disagreement == "gold":
+    policy = {"disagreement": cfg.data.disagreement, "disputed": len(disputed)}
+    if cfg.data.disagreement == "gold":
         kept += [
             ex | {"steps": teacher_steps(teacher[ex["id"]]["text"]), "source": "gold_corrected"}
             for ex in disputed
         ]
         policy["gold_corrected"] = len(disputed)
-    elif cfg.disagreement == "rationalize" and disputed:
+    elif cfg.data.disagreement == "rationalize" and disputed:
         results = rationalize(cfg, task, disputed, d / "rationalized.jsonl", d / "teacher_cost.jsonl")
         accepted = [ex for ex in disputed if results.get(ex["id"], {}).get("accepted")]
         kept += [
@@ -154,20 +154,20 @@ def main() -> None:
         }
 
     # 3. REPAIRITY's held-out split of the teacher data, then 4. class balance on the rest.
-    rng = random.Random(cfg.random_seed)
+    rng = random.Random(cfg.run.random_seed)
     labels = [task.label(ex) for ex in kept]
-    n_heldout = round(cfg.heldout_fraction * len(kept))
+    n_heldout = round(cfg.data.heldout_fraction * len(kept))
     held_idx = set(stratified_indices(labels, n_heldout, rng)) if kept else set()
     heldout = [ex for i, ex in enumerate(kept) if i in held_idx]
     train = [ex for i, ex in enumerate(kept) if i not in held_idx]
     source_share = class_share([task.label(q) for q in sample])
     if task.answer_kind == "yesno":
-        train = rebalance(train, [task.label(ex) for ex in train], source_share, cfg.balance, rng)
+        train = rebalance(train, [task.label(ex) for ex in train], source_share, cfg.data.balance, rng)
     train_share = class_share([task.label(ex) for ex in train])
 
     teacher_reasons = Counter(reasons.values())
     report = {
-        "task": cfg.task,
+        "task": cfg.run.task,
         "teacher": {r: teacher_reasons.get(r, 0) for r in REASONS}
         | {"quality_rate": round(teacher_reasons["ok"] / len(sample), 4)},
         "agreement": agreement_stats([teacher[q["id"]] for q in sample]),
@@ -180,7 +180,7 @@ def main() -> None:
             "train": train_share,
             "train_counts": class_counts([task.label(ex) for ex in train]),
         },
-        "balance": cfg.balance,
+        "balance": cfg.data.balance,
         "refused": None,
     }
     report_path = d / "data_report.json"
@@ -192,20 +192,20 @@ def main() -> None:
 
     if not train:
         refuse(
-            f"no training examples survived DISAGREEMENT={cfg.disagreement} "
+            f"no training examples survived DISAGREEMENT={cfg.data.disagreement} "
             f"({dict(teacher_reasons)}); check the teacher outputs or use DISAGREEMENT=rationalize"
         )
     majority, share = max(train_share.items(), key=lambda kv: kv[1]) if train_share else ("", 0)
-    if share > MAX_MAJORITY and not cfg.allow_imbalance:
+    if share > MAX_MAJORITY and not cfg.data.allow_imbalance:
         refuse(
             f"the training set would be {share:.1%} '{majority}' (the sample is "
-            f"{source_share.get(majority, 0):.1%}) after DISAGREEMENT={cfg.disagreement} "
+            f"{source_share.get(majority, 0):.1%}) after DISAGREEMENT={cfg.data.disagreement} "
             f"removed {len(sample) - len(kept)} questions; this is how the seed's Phase B failed. "
             f"Use BALANCE=upsample or DISAGREEMENT=rationalize, or ALLOW_IMBALANCE=1"
         )
 
     # 5. Records: Track A (answer only), Track B (reasoning), preference pairs, exports.
-    strategy = cfg.reasoning_strategy
+    strategy = cfg.data.reasoning_strategy
 
     def track_a(ex):
         return sft_record(
@@ -253,11 +253,11 @@ def main() -> None:
     out["sharegpt_cot"] = [to_sharegpt(r) for r in out["train_cot"]]
 
     try:
-        tokenizer = load_tokenizer(cfg.model, cfg)
+        tokenizer = load_tokenizer(cfg.model.model_name, cfg)
     except (OSError, ValueError):
         tokenizer = None
     report["tokens"] = {
-        name: length_stats(token_lengths(tokenizer, out[name]), cfg.max_length)
+        name: length_stats(token_lengths(tokenizer, out[name]), cfg.train.max_length)
         for name in ("train_baseline", "train_cot")
     }
     report["tokens"]["counted_with"] = "student tokenizer" if tokenizer else "characters / 4"
@@ -284,13 +284,13 @@ def main() -> None:
     if task.answer_kind == "yesno":
         print(
             f"classes: sample {source_share}, kept {report['classes']['kept']}, "
-            f"train {train_share} (BALANCE={cfg.balance})"
+            f"train {train_share} (BALANCE={cfg.data.balance})"
         )
     for name in ("train_baseline", "train_cot"):
         s = report["tokens"][name]
         print(
             f"tokens {name:<15} mean {s['mean']}, p95 {s['p95']}, max {s['max']}, "
-            f"over MAX_LENGTH={cfg.max_length}: {s['over_max_length']}"
+            f"over MAX_LENGTH={cfg.train.max_length}: {s['over_max_length']}"
         )
     print("wrote " + ", ".join(f"{n} ({len(r)})" for n, r in out.items()))
     print(f"report {shown(report_path)}; manifest {shown(manifest)}")

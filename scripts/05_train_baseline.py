@@ -14,9 +14,9 @@ from common.train.sft import run_sft
 def main() -> None:
     cfg, _ = load_config()
     print_config(cfg, "05 Phase A (answer-only SFT)")
-    train = require_rows(cfg.data_dir / "train_baseline.jsonl", made_by="datasets")
-    dev = require_rows(cfg.data_dir / "dev_baseline.jsonl", made_by="datasets")
-    run_sft(cfg, "phaseA", train, dev, cfg.checkpoint_dir / "phaseA")
+    train = require_rows(cfg.run.data_dir / "train_baseline.jsonl", made_by="datasets")
+    dev = require_rows(cfg.run.data_dir / "dev_baseline.jsonl", made_by="datasets")
+    run_sft(cfg, "phaseA", train, dev, cfg.run.checkpoint_dir / "phaseA")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ from common.train.sft import run_sft
 def main() -> None:
     cfg, _ = load_config()
     print_config(cfg, "06 Phase B (chain-of-thought SFT)")
-    train = require_rows(cfg.data_dir / "train_cot.jsonl", made_by="datasets")
-    dev = require_rows(cfg.data_dir / "dev_cot.jsonl", made_by="datasets")
-    phase_a = require_checkpoint(cfg.checkpoint_dir / "phaseA", made_by="phaseA")
-    run_sft(cfg, "phaseB", train, dev, cfg.checkpoint_dir / "phaseB", init_checkpoint=phase_a)
+    train = require_rows(cfg.run.data_dir / "train_cot.jsonl", made_by="datasets")
+    dev = require_rows(cfg.run.data_dir / "dev_cot.jsonl", made_by="datasets")
+    phase_a = require_checkpoint(cfg.run.checkpoint_dir / "phaseA", made_by="phaseA")
+    run_sft(cfg, "phaseB", train, dev, cfg.run.checkpoint_dir / "phaseB", init_checkpoint=phase_a)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ from common.rollout.self_reward import check_judge, judge_with_policy, judge_wit
 
 def rollout_chunk(cfg, task, model, tokenizer, chunk, drafts, bandit, arms, chunk_index, judge):
     """Sample, probe, judge and score one chunk of questions; return their rollout rows."""
-    K = cfg.rollouts_per_question
-    picks = bandit.choose_batch(K * len(chunk), random.Random(f"{cfg.random_seed}:{chunk_index}"))
+    K = cfg.rollout.rollouts_per_question
+    picks = bandit.choose_batch(K * len(chunk), random.Random(f"{cfg.run.random_seed}:{chunk_index}"))
     messages = {
         (q["id"], s): task.build_messages(q["question"], s, drafts.get(q["id"]))
         for q in chunk
@@ -51,8 +51,8 @@ def rollout_chunk(cfg, task, model, tokenizer, chunk, drafts, bandit, arms, chun
             model,
             tokenizer,
             prompts,
-            cfg.rollout_max_new_tokens,
-            batch_size=cfg.gen_batch_size,
+            cfg.rollout.rollout_max_new_tokens,
+            batch_size=cfg.generation.gen_batch_size,
             temperature=temperature,
             seed=hash_seed(cfg, chunk_index, temperature),
             desc=f"rollouts T={temperature:g}",
@@ -61,7 +61,7 @@ def rollout_chunk(cfg, task, model, tokenizer, chunk, drafts, bandit, arms, chun
 
     # s_cf: each strategy that sampled a question re-asks it paraphrased and perturbed, greedily.
     probe_answers: dict[tuple[str, str], dict] = {}
-    if cfg.counterfactual:
+    if cfg.rollout.counterfactual:
         probes = []
         for qi, q in enumerate(chunk):
             for s in sorted({s for i, _, (s, _) in jobs if i == qi}):
@@ -71,8 +71,8 @@ def rollout_chunk(cfg, task, model, tokenizer, chunk, drafts, bandit, arms, chun
             model,
             tokenizer,
             [render_prompt(tokenizer, m) for *_, m in probes],
-            cfg.rollout_max_new_tokens,
-            batch_size=cfg.gen_batch_size,
+            cfg.rollout.rollout_max_new_tokens,
+            batch_size=cfg.generation.gen_batch_size,
             desc="probes",
         )
         for (qid, s, kind, _), g in zip(probes, gens, strict=True):
@@ -121,7 +121,7 @@ def rollout_chunk(cfg, task, model, tokenizer, chunk, drafts, bandit, arms, chun
                 "id": q["id"],
                 "question": q["question"],
                 "gold": q["answer"],
-                "policy": cfg.policy,
+                "policy": cfg.rollout.policy,
                 "prompts": {s: messages[(q["id"], s)] for s in sorted(strategies)},
                 "probes": {s: probe_answers.get((q["id"], s), {}) for s in sorted(strategies)},
                 "trajectories": scored,
@@ -135,45 +135,50 @@ def arm_name(strategy: str, temperature: float) -> str:
 
 
 def hash_seed(cfg, chunk_index: int, temperature: float) -> int:
-    return random.Random(f"{cfg.random_seed}:{chunk_index}:{temperature}").randrange(2**31)
+    return random.Random(f"{cfg.run.random_seed}:{chunk_index}:{temperature}").randrange(2**31)
 
 
 def main() -> None:
     started = time.time()
     cfg, _ = load_config()
     print_config(cfg, "07 rollouts")
-    task = get_task(cfg.task)
+    task = get_task(cfg.run.task)
     check_judge(cfg)
-    policy = resolve_checkpoint(cfg, cfg.policy)
-    sample_path = cfg.data_dir / "sample_train.jsonl"
+    policy = resolve_checkpoint(cfg, cfg.rollout.policy)
+    sample_path = cfg.run.data_dir / "sample_train.jsonl"
     questions = read_jsonl(sample_path, made_by="sample")
-    questions = questions[: cfg.rollout_questions] if cfg.rollout_questions else questions
+    questions = questions[: cfg.rollout.rollout_questions] if cfg.rollout.rollout_questions else questions
     inputs = {"sample_train": sample_path, "policy": policy.path}
     drafts = {}
     if policy.with_draft:
-        inputs["student_drafts"] = cfg.data_dir / "student_drafts.jsonl"
+        inputs["student_drafts"] = cfg.run.data_dir / "student_drafts.jsonl"
         drafts = read_draft_texts(cfg)
-    out_dir = cfg.rollout_dir
+    out_dir = cfg.run.rollout_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     arms = [
-        (s, t) for s in split_list(cfg.rollout_strategies) for t in float_list(cfg, "rollout_temperatures")
+        (s, t)
+        for s in split_list(cfg.rollout.rollout_strategies)
+        for t in float_list(cfg.rollout.rollout_temperatures)
     ]
-    bandit = Bandit([arm_name(s, t) for s, t in arms], cfg.bandit)
+    bandit = Bandit([arm_name(s, t) for s, t in arms], cfg.rollout.bandit)
     arm_index = {name: i for i, name in enumerate(bandit.arms)}
-    chunks = [questions[i : i + cfg.rollout_chunk] for i in range(0, len(questions), cfg.rollout_chunk)]
+    chunks = [
+        questions[i : i + cfg.rollout.rollout_chunk]
+        for i in range(0, len(questions), cfg.rollout.rollout_chunk)
+    ]
     rollouts_path = out_dir / "rollouts.jsonl"
 
     with JsonlAppender(rollouts_path) as store:
-        made_by = {r["policy"] for r in store.rows.values()} - {cfg.policy}
+        made_by = {r["policy"] for r in store.rows.values()} - {cfg.rollout.policy}
         if made_by:
             raise DataError(
                 f"{shown(rollouts_path)} holds rollouts of POLICY={made_by.pop()}, not "
-                f"{cfg.policy}; move it away or set ROLLOUT_SUBDIR"
+                f"{cfg.rollout.policy}; move it away or set ROLLOUT_SUBDIR"
             )
         done = sum(q["id"] in store for q in questions)
         print(
             f"rollouts: {done} of {len(questions)} questions already done; K="
-            f"{cfg.rollouts_per_question} over {len(arms)} arms ({cfg.bandit})"
+            f"{cfg.rollout.rollouts_per_question} over {len(arms)} arms ({cfg.rollout.bandit})"
         )
         # The bandit's state is replayed from the saved rows, so a resumed run picks the same arms.
         for q in questions:
@@ -181,7 +186,7 @@ def main() -> None:
                 if t["arm"] in arm_index:
                     bandit.update(arm_index[t["arm"]], t["bandit_reward"])
         if done < len(questions):
-            model, tokenizer = load_model(policy.path, cfg, made_by=PHASES.get(cfg.policy, "phaseB"))
+            model, tokenizer = load_model(policy.path, cfg, made_by=PHASES.get(cfg.rollout.policy, "phaseB"))
             judge = make_judge(cfg, task, model, tokenizer, out_dir)
             for index, chunk in enumerate(chunks):
                 todo = [q for q in chunk if q["id"] not in store]
@@ -198,19 +203,19 @@ def main() -> None:
     write_json(out_dir / "bandit_state.json", bandit.state())
 
     # Preference pairs: correctness first, or SPIN against the Phase B targets.
-    if cfg.pair_mode == "spin":
-        inputs["train_cot"] = cfg.data_dir / "train_cot.jsonl"
+    if cfg.rollout.pair_mode == "spin":
+        inputs["train_cot"] = cfg.run.data_dir / "train_cot.jsonl"
         targets = {r["id"]: r for r in read_jsonl(inputs["train_cot"], made_by="datasets")}
-        pairs = [p for r in rows for p in spin_pairs(r, targets.get(r["id"]), cfg.pairs_per_question)]
+        pairs = [p for r in rows for p in spin_pairs(r, targets.get(r["id"]), cfg.rollout.pairs_per_question)]
         counts = [outcome_counts(r) for r in rows]
     else:
         made = [
             correctness_first_pairs(
                 r,
-                cfg.pairs_per_question,
-                cfg.coherence_margin,
-                cfg.random_seed,
-                cfg.rejected_cut == "first_error",
+                cfg.rollout.pairs_per_question,
+                cfg.rollout.coherence_margin,
+                cfg.run.random_seed,
+                cfg.rollout.rejected_cut == "first_error",
             )
             for r in rows
         ]
@@ -255,9 +260,9 @@ def main() -> None:
 
 def make_judge(cfg, task, model, tokenizer, out_dir):
     """judge(items, keys) -> one judgement text per item, or None where nothing judged it."""
-    if cfg.self_reward_judge == "policy":
+    if cfg.rollout.self_reward_judge == "policy":
         return lambda items, keys: judge_with_policy(cfg, model, tokenizer, items)
-    if cfg.self_reward_judge == "teacher":
+    if cfg.rollout.self_reward_judge == "teacher":
         ledger = out_dir / "judge_cost.jsonl"
         return lambda items, keys: judge_with_teacher(cfg, task, items, keys, ledger)
     return lambda items, keys: [None] * len(items)

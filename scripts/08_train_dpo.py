@@ -34,11 +34,11 @@ SEED_SCHEDULE_EPOCHS = 4
 
 
 def pair_files(cfg) -> list:
-    prefs, pairs = cfg.rollout_dir / "preferences.jsonl", cfg.data_dir / "pairs.jsonl"
-    if cfg.dpo_data == "auto":
+    prefs, pairs = cfg.run.rollout_dir / "preferences.jsonl", cfg.run.data_dir / "pairs.jsonl"
+    if cfg.dpo.dpo_data == "auto":
         chosen = [prefs] if prefs.is_file() else [pairs]
     else:
-        chosen = {"preferences": [prefs], "pairs": [pairs], "both": [prefs, pairs]}[cfg.dpo_data]
+        chosen = {"preferences": [prefs], "pairs": [pairs], "both": [prefs, pairs]}[cfg.dpo.dpo_data]
     made_by = {prefs: "rollouts", pairs: "datasets"}
     return [require_rows(p, made_by=made_by[p]) for p in chosen]
 
@@ -62,47 +62,47 @@ def main() -> None:
     started = time.time()
     cfg, _ = load_config()
     print_config(cfg, "08 Phase C (DPO)")
-    policy = resolve_checkpoint(cfg, cfg.policy)  # a missing phase names the target that makes it
+    policy = resolve_checkpoint(cfg, cfg.rollout.policy)  # a missing phase names the target that makes it
     phase_b = require_checkpoint(Path(policy.path), made_by="phaseB")
     files = pair_files(cfg)
-    out_dir = cfg.checkpoint_dir / cfg.dpo_output
+    out_dir = cfg.run.checkpoint_dir / cfg.dpo.dpo_output
     data = {f.stem: f for f in files}
     if already_done(cfg, out_dir, data | {"init_checkpoint": phase_b}):
         return
 
-    pairs = concatenate_datasets([load_pairs(f) for f in files]).shuffle(seed=cfg.random_seed)
+    pairs = concatenate_datasets([load_pairs(f) for f in files]).shuffle(seed=cfg.run.random_seed)
     if len(pairs) < 2:
         raise DataError(f"{', '.join(shown(f) for f in files)}: {len(pairs)} pairs; DPO needs at least 2")
-    split = pairs.train_test_split(test_size=max(1, len(pairs) // 10), seed=cfg.random_seed)
+    split = pairs.train_test_split(test_size=max(1, len(pairs) // 10), seed=cfg.run.random_seed)
     print(
         f"phaseC: {len(split['train'])} train / {len(split['test'])} dev pairs from "
-        f"{', '.join(shown(f) for f in files)}; loss {cfg.dpo_loss}, schedule {cfg.dpo_schedule}"
+        f"{', '.join(shown(f) for f in files)}; loss {cfg.dpo.dpo_loss}, schedule {cfg.dpo.dpo_schedule}"
     )
 
-    seed_schedule = cfg.dpo_schedule == "seed"
-    epochs = SEED_SCHEDULE_EPOCHS if seed_schedule else cfg.dpo_epochs
-    args = trainer_args(cfg, out_dir, len(split["train"]), cfg.dpo_learning_rate, epochs)
+    seed_schedule = cfg.dpo.dpo_schedule == "seed"
+    epochs = SEED_SCHEDULE_EPOCHS if seed_schedule else cfg.dpo.dpo_epochs
+    args = trainer_args(cfg, out_dir, len(split["train"]), cfg.dpo.dpo_learning_rate, epochs)
     # The schedule changes the loss between epochs, so dev losses across epochs don't compare.
     args["load_best_model_at_end"] = not seed_schedule
     model, tokenizer = load_student(cfg, init_checkpoint=phase_b)
     trainer = LooperDPOTrainer(
         model=model,
         args=DPOConfig(
-            **args, beta=cfg.dpo_beta, precompute_ref_log_probs=False, remove_unused_columns=False
+            **args, beta=cfg.dpo.dpo_beta, precompute_ref_log_probs=False, remove_unused_columns=False
         ),
         train_dataset=split["train"],
         eval_dataset=split["test"],
         processing_class=tokenizer,
-        callbacks=[] if seed_schedule else [EarlyStoppingCallback(cfg.early_stopping_patience)],
+        callbacks=[] if seed_schedule else [EarlyStoppingCallback(cfg.train.early_stopping_patience)],
         looper_cfg=cfg,
     )
-    cache = reference_cache_path(cfg, phase_b, files, cfg.checkpoint_dir / "ref_logps")
+    cache = reference_cache_path(cfg, phase_b, files, cfg.run.checkpoint_dir / "ref_logps")
     attach_reference_logps(trainer, cache)
     # FINETUNE=full: TRL loaded a frozen copy of the policy as the reference; its log-probs now
     # ride in every batch, so the copy is not needed again.
     trainer.ref_model = None
     if seed_schedule:
-        trainer.noisy_above = noisy_threshold(trainer.train_dataset, cfg.noisy_fraction)
+        trainer.noisy_above = noisy_threshold(trainer.train_dataset, cfg.dpo.noisy_fraction)
     with oom_hint(cfg, "phaseC"):
         trainer.train(resume_from_checkpoint=resume_from(cfg, out_dir))
     finish(trainer, cfg, "phaseC", out_dir, data, phase_b, started)

@@ -39,13 +39,13 @@ def grade_only(cfg, task, path, out_path) -> None:
     if not rows:
         raise DataError(f"{path} has no predictions to grade")
     need_lookup = any("gold" not in r for r in rows)
-    test_path = cfg.data_dir / "test.jsonl"
+    test_path = cfg.run.data_dir / "test.jsonl"
     if need_lookup and test_path.is_file():
         gold_by_id = {q["id"]: q["answer"] for q in read_jsonl(test_path)}
     elif need_lookup:
         gold_by_id = {
             q["id"]: q["answer"]
-            for q in task.load_split("test", task.sources(cfg.dataset_path, cfg.test_path)[1])
+            for q in task.load_split("test", task.sources(cfg.data.dataset_path, cfg.data.test_path)[1])
         }
     else:
         gold_by_id = {}
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--out", metavar="GRADED", help="where --grade-only writes")
     parser.add_argument("--report-only", action="store_true", help="rebuild report.md; no model")
     cfg, args = load_config(parser=parser)
-    task = get_task(cfg.task)
+    task = get_task(cfg.run.task)
     if args.grade_only:
         grade_only(
             cfg,
@@ -118,22 +118,24 @@ def main() -> None:
         return
     print_config(cfg, "09 evaluation")
 
-    test_path = cfg.data_dir / "test.jsonl"
+    test_path = cfg.run.data_dir / "test.jsonl"
     test = read_jsonl(test_path, made_by="sample")
-    test = test[: cfg.eval_samples] if cfg.eval_samples else test
-    specs = [s.strip() for s in cfg.eval_checkpoints.split(",") if s.strip()] or available_checkpoints(cfg)
+    test = test[: cfg.eval.eval_samples] if cfg.eval.eval_samples else test
+    specs = [s.strip() for s in cfg.eval.eval_checkpoints.split(",") if s.strip()] or available_checkpoints(
+        cfg
+    )
     checkpoints = [resolve_checkpoint(cfg, spec) for spec in specs]  # a missing one stops here
     print(f"evaluating {', '.join(c.name for c in checkpoints)} on {len(test)} test questions")
 
     drafts = None
     if any(c.with_draft for c in checkpoints):  # drafts by the base student, as in training
-        rows = write_drafts(cfg, task, test, cfg.data_dir / "test_drafts.jsonl", cfg.model)
+        rows = write_drafts(cfg, task, test, cfg.run.data_dir / "test_drafts.jsonl", cfg.model.model_name)
         drafts = {i: r["draft"] for i, r in rows.items()}
 
-    out = cfg.output_dir
+    out = cfg.run.output_dir
     results, summary = (
         {},
-        {"task": cfg.task, "n_questions": len(test), "test_source": shown(test_path), "checkpoints": {}},
+        {"task": cfg.run.task, "n_questions": len(test), "test_source": shown(test_path), "checkpoints": {}},
     )
     last = checkpoints[-1]
     copy_of = loop_selection(cfg, specs)
@@ -158,7 +160,7 @@ def main() -> None:
             f"parse failures {s['parse_failure_rate']:.1%}, truncated {s['truncation_rate']:.1%}"
         )
 
-        if ckpt is last and cfg.eval_ablations and ckpt.with_draft and len(checkpoints) > 1:
+        if ckpt is last and cfg.eval.eval_ablations and ckpt.with_draft and len(checkpoints) > 1:
             if ckpt.name in copy_of:
                 model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
             summary["ablations"] = draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, rows)
@@ -191,7 +193,7 @@ def main() -> None:
 def loop_selection(cfg, specs: list[str]) -> dict[str, str]:
     """{"phaseC": "loop/roundN-LOSS"} when `make loop` chose phaseC from a checkpoint that is
     also in this evaluation: its answers are then the same and are not generated twice."""
-    selection = cfg.checkpoint_dir / "phaseC" / "selection.json"
+    selection = cfg.run.checkpoint_dir / "phaseC" / "selection.json"
     if "phaseC" not in specs or not selection.is_file():
         return {}
     source = json.loads(selection.read_text()).get("spec")
@@ -200,14 +202,14 @@ def loop_selection(cfg, specs: list[str]) -> dict[str, str]:
 
 def question_quality(cfg, task, test, last) -> dict:
     """The seed's clarifying-question check: the last phase's questions against the base's."""
-    if last.name == "base" or not cfg.eval_ablations:
+    if last.name == "base" or not cfg.eval.eval_ablations:
         return {"note": "not measured: no trained phase was evaluated (or EVAL_ABLATIONS=0)."}
-    if cfg.teacher == "offline":
-        return question_win_rate(cfg, task, [], {}, {}, cfg.data_dir / "teacher_cost.jsonl")
-    subset = test[: cfg.judge_samples]
-    base = write_drafts(cfg, task, subset, cfg.data_dir / "test_drafts.jsonl", cfg.model)
-    mine = write_drafts(cfg, task, subset, cfg.data_dir / f"test_drafts_{last.name}.jsonl", last.path)
-    return question_win_rate(cfg, task, subset, mine, base, cfg.data_dir / "teacher_cost.jsonl")
+    if cfg.teacher.backend == "offline":
+        return question_win_rate(cfg, task, [], {}, {}, cfg.run.data_dir / "teacher_cost.jsonl")
+    subset = test[: cfg.eval.judge_samples]
+    base = write_drafts(cfg, task, subset, cfg.run.data_dir / "test_drafts.jsonl", cfg.model.model_name)
+    mine = write_drafts(cfg, task, subset, cfg.run.data_dir / f"test_drafts_{last.name}.jsonl", last.path)
+    return question_win_rate(cfg, task, subset, mine, base, cfg.run.data_dir / "teacher_cost.jsonl")
 
 
 def draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, with_draft_rows) -> dict:
@@ -216,7 +218,7 @@ def draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, with_draft_
 
     ids = [q["id"] for q in test]
     shuffled_ids = ids[:]
-    random.Random(cfg.random_seed).shuffle(shuffled_ids)
+    random.Random(cfg.run.random_seed).shuffle(shuffled_ids)
     variants = {
         "no draft": None,
         "shuffled draft": {i: drafts[j] for i, j in zip(ids, shuffled_ids, strict=True)},
@@ -224,12 +226,12 @@ def draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, with_draft_
     out = {"checkpoint": ckpt.name, "variants": {"with draft": summarize(task, with_draft_rows)}}
     for name, variant_drafts in variants.items():
         rows = answer_questions(cfg, model, tokenizer, task, test, ckpt, variant_drafts, desc=name)
-        write_jsonl(eval_path(cfg.output_dir, f"{ckpt.name}_{name}"), rows)
+        write_jsonl(eval_path(cfg.run.output_dir, f"{ckpt.name}_{name}"), rows)
         out["variants"][name] = summarize(task, rows) | {"vs_with_draft": pair_stats(with_draft_rows, rows)}
-    if cfg.gen_backend == "vllm":  # integrated gradients need the torch model
+    if cfg.generation.gen_backend == "vllm":  # integrated gradients need the torch model
         return out | {"attribution_note": "not measured with GEN_BACKEND=vllm"}
     shares = []
-    for q, row in list(zip(test, with_draft_rows, strict=True))[: cfg.attribution_samples]:
+    for q, row in list(zip(test, with_draft_rows, strict=True))[: cfg.eval.attribution_samples]:
         share = draft_share(model, tokenizer, row["prompt"], drafts[q["id"]], row["output"])
         if share is not None:
             shares.append(share)

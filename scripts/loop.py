@@ -53,19 +53,19 @@ def main() -> None:
     started = time.time()
     cfg, _ = load_config()
     print_config(cfg, "loop")
-    task = get_task(cfg.task)
-    losses = split_list(cfg.loop_losses) or [cfg.dpo_loss]
+    task = get_task(cfg.run.task)
+    losses = split_list(cfg.rollout.loop_losses) or [cfg.dpo.dpo_loss]
     launch = shlex.split(os.environ.get("LOOPER_LAUNCH", "")) or [sys.executable]
-    dev_path = cfg.data_dir / "dev.jsonl"
+    dev_path = cfg.run.data_dir / "dev.jsonl"
     dev = read_jsonl(dev_path, made_by="sample")
     if not dev:
         raise LooperError(f"{shown(dev_path)} is empty; the loop picks rounds on dev: set DEV_SAMPLES")
     drafts = read_draft_texts(cfg)
-    loop_dir = cfg.checkpoint_dir / "loop"
+    loop_dir = cfg.run.checkpoint_dir / "loop"
     loop_dir.mkdir(parents=True, exist_ok=True)
     state_path = loop_dir / "loop.json"
     known = {}  # checkpoint -> dev accuracy, kept from a killed run (RESUME=0 forgets them)
-    if state_path.is_file() and cfg.resume:
+    if state_path.is_file() and cfg.train.resume:
         known = json.loads(state_path.read_text()).get("dev_accuracy", {})
 
     def accuracy(spec: str) -> float:
@@ -73,14 +73,14 @@ def main() -> None:
             known[spec] = dev_accuracy(cfg, task, spec, dev, drafts)
         return known[spec]
 
-    policy = cfg.policy
+    policy = cfg.rollout.policy
     start = {"round": 0, "policy": policy, "dev_accuracy": accuracy(policy)}
     rounds, best, best_accuracy, stale = [start], None, start["dev_accuracy"], 0
     print(
         f"loop: start from {policy}, dev accuracy {start['dev_accuracy']:.1%}; up to "
-        f"{cfg.iterations} rounds, losses {', '.join(losses)}"
+        f"{cfg.rollout.iterations} rounds, losses {', '.join(losses)}"
     )
-    for n in range(1, cfg.iterations + 1):
+    for n in range(1, cfg.rollout.iterations + 1):
         subdir = f"loop/round{n}"
         run_stage("07_rollouts.py", [sys.executable], POLICY=policy, ROLLOUT_SUBDIR=subdir)
         candidates = {}
@@ -96,13 +96,13 @@ def main() -> None:
                 DPO_OUTPUT=out,
             )
             candidates[loss] = {
-                "checkpoint": str(cfg.checkpoint_dir / out),
+                "checkpoint": str(cfg.run.checkpoint_dir / out),
                 "spec": out,
-                "dev_accuracy": accuracy(str(cfg.checkpoint_dir / out)),
+                "dev_accuracy": accuracy(str(cfg.run.checkpoint_dir / out)),
             }
         loss = max(candidates, key=lambda k: candidates[k]["dev_accuracy"])
         chosen = candidates[loss]
-        report = read_json_if(cfg.data_dir / subdir / "rollout_report.json")
+        report = read_json_if(cfg.run.data_dir / subdir / "rollout_report.json")
         rounds.append(
             {
                 "round": n,
@@ -126,8 +126,10 @@ def main() -> None:
         best_accuracy = max(best_accuracy, chosen["dev_accuracy"])
         write_state(state_path, rounds, best, known)
         policy = chosen["checkpoint"]
-        if stale >= cfg.loop_patience and n < cfg.iterations:
-            print(f"loop: no dev gain for {stale} round(s); stopping (LOOP_PATIENCE={cfg.loop_patience})")
+        if stale >= cfg.rollout.loop_patience and n < cfg.rollout.iterations:
+            print(
+                f"loop: no dev gain for {stale} round(s); stopping (LOOP_PATIENCE={cfg.rollout.loop_patience})"
+            )
             break
 
     if best["dev_accuracy"] <= start["dev_accuracy"]:
@@ -138,9 +140,9 @@ def main() -> None:
             "loss": None,
         }
         print(f"loop: no round beat {start['policy']} on dev; phaseC keeps {start['policy']}")
-    phase_c = cfg.checkpoint_dir / "phaseC"
+    phase_c = cfg.run.checkpoint_dir / "phaseC"
     if phase_c.exists():  # keep what was there: a `make dpo` result is not thrown away
-        aside = cfg.checkpoint_dir / "phaseC.before-loop"
+        aside = cfg.run.checkpoint_dir / "phaseC.before-loop"
         shutil.rmtree(aside, ignore_errors=True)
         phase_c.rename(aside)
         print(f"loop: moved the previous {shown(phase_c)} to {shown(aside)}")

@@ -25,7 +25,7 @@ def main() -> None:
     )
     parser.add_argument("--force", action="store_true", help="rebuild an existing model")
     cfg, args = load_config(parser=parser)
-    out = Path(args.out) if args.out else cfg.base_dir / TINY_MODEL_DIR
+    out = Path(args.out) if args.out else cfg.run.base_dir / TINY_MODEL_DIR
     if (out / "model.safetensors").is_file() and not args.force:
         print(f"tiny model: {shown(out)} exists (--force rebuilds it)")
         return
@@ -37,14 +37,14 @@ def main() -> None:
         args.heads,
         args.vocab_size,
         args.seed,
-        cfg.tiny_pretrain_steps,
+        cfg.run.tiny_pretrain_steps,
         args.embedding_std,
     )
     from transformers import AutoModelForCausalLM
 
     params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(out).parameters())
     print(
-        f"tiny model: {params / 1e6:.2f}M parameters, pretrained {cfg.tiny_pretrain_steps} steps "
+        f"tiny model: {params / 1e6:.2f}M parameters, pretrained {cfg.run.tiny_pretrain_steps} steps "
         f"-> {shown(out)} ({time.time() - started:.1f}s)"
     )
 

@@ -15,14 +15,14 @@ def cfg_from(env=None, argv=(), env_file_text=None, tmp_path=None):
 
 def test_precedence_default_profile_dotenv_environment_flag(tmp_path):
     cfg = cfg_from(tmp_path=tmp_path)
-    assert cfg.epochs == 3.0 and cfg.sources.get("epochs") is None  # built-in default
-    assert cfg.batch_size == 16 and cfg.sources["batch_size"] == "docker/hw/cpu.env"
+    assert cfg.train.epochs == 3.0 and cfg.sources.get("epochs") is None  # built-in default
+    assert cfg.train.batch_size == 16 and cfg.sources["batch_size"] == "docker/hw/cpu.env"
     cfg = cfg_from(tmp_path=tmp_path, env_file_text="BATCH_SIZE=4\nTRAIN_SAMPLES=7\n")
-    assert (cfg.batch_size, cfg.train_samples) == (4, 7) and cfg.sources["batch_size"] == ".env"
+    assert (cfg.train.batch_size, cfg.data.train_samples) == (4, 7) and cfg.sources["batch_size"] == ".env"
     cfg = cfg_from({"BATCH_SIZE": "3"}, tmp_path=tmp_path, env_file_text="BATCH_SIZE=4\n")
-    assert cfg.batch_size == 3 and cfg.sources["batch_size"] == "environment"
+    assert cfg.train.batch_size == 3 and cfg.sources["batch_size"] == "environment"
     cfg = cfg_from({"BATCH_SIZE": "3"}, ["--batch-size", "2"], tmp_path=tmp_path)
-    assert cfg.batch_size == 2 and cfg.sources["batch_size"] == "flag"
+    assert cfg.train.batch_size == 2 and cfg.sources["batch_size"] == "flag"
 
 
 def test_profiles_select_model_and_quantization(tmp_path):

@@ -44,9 +44,9 @@ def question_win_rate(
     cfg: Config, task, questions: list[dict], trained: dict, base: dict, ledger: Path
 ) -> dict:
     """Win rate of the trained model's clarifying questions over the base model's."""
-    if cfg.teacher == "offline":
+    if cfg.teacher.backend == "offline":
         return {"note": "not measured: TEACHER=offline cannot judge; set TEACHER=openai or anthropic."}
-    rng = random.Random(cfg.random_seed)
+    rng = random.Random(cfg.run.random_seed)
     jobs, trained_side = [], {}
     for q in questions:
         mine, theirs = trained[q["id"]]["questions"], base[q["id"]]["questions"]

@@ -29,9 +29,9 @@ def model_kwargs(cfg: Config) -> dict:
     """from_pretrained() arguments for the profile: dtype, attention, 4-bit quantization."""
     import torch
 
-    dtype = getattr(torch, cfg.compute_dtype)
-    kwargs = {"dtype": dtype, "attn_implementation": attn_implementation(cfg.attn_impl)}
-    if cfg.load_in_4bit:
+    dtype = getattr(torch, cfg.model.compute_dtype)
+    kwargs = {"dtype": dtype, "attn_implementation": attn_implementation(cfg.model.attn_impl)}
+    if cfg.model.load_in_4bit:
         if importlib.util.find_spec("bitsandbytes") is None:
             raise ConfigError(
                 "LOAD_IN_4BIT=1 (HW=4060) needs bitsandbytes: pip install -r requirements-gpu.txt "
@@ -42,12 +42,12 @@ def model_kwargs(cfg: Config) -> dict:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=cfg.bnb_double_quant,
+            bnb_4bit_use_double_quant=cfg.model.bnb_double_quant,
             bnb_4bit_compute_dtype=dtype,
         )
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}  # one GPU per process
-    if cfg.hf_token:
-        kwargs["token"] = cfg.hf_token
+    if cfg.model.hf_token:
+        kwargs["token"] = cfg.model.hf_token
     return kwargs
 
 
@@ -67,7 +67,7 @@ FALLBACK_CHAT_TEMPLATE = (
 def load_tokenizer(path: str, cfg: Config):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, token=cfg.hf_token or None)
+    tok = AutoTokenizer.from_pretrained(path, token=cfg.model.hf_token or None)
     if tok.pad_token is None:  # Llama-2-style tokenizers ship without one
         tok.pad_token = tok.eos_token
     if not tok.chat_template:
@@ -81,7 +81,7 @@ def load_model(path: str, cfg: Config, made_by: str = "tiny-model"):
     from transformers import AutoModelForCausalLM
 
     check_exists(path, made_by)
-    if cfg.gen_backend == "vllm":
+    if cfg.generation.gen_backend == "vllm":
         from common.models.vllm import VLLMGenerator
 
         generator = VLLMGenerator(cfg, path)
@@ -97,7 +97,7 @@ def load_model(path: str, cfg: Config, made_by: str = "tiny-model"):
     else:
         model = AutoModelForCausalLM.from_pretrained(path, **model_kwargs(cfg))
         tokenizer = load_tokenizer(path, cfg)
-    if not cfg.load_in_4bit:
+    if not cfg.model.load_in_4bit:
         model.to(device())
     model.eval()
     return model, tokenizer

@@ -23,12 +23,12 @@ class Weights:
     @classmethod
     def from_config(cls, cfg) -> Weights:
         return cls(
-            cfg.alpha_correct,
-            cfg.beta_coherence,
-            cfg.length_penalty,
-            tuple(float_list(cfg, "coherence_weights")),
-            tuple(float_list(cfg, "celr_weights")),
-            cfg.rollout_max_new_tokens,
+            cfg.rollout.alpha_correct,
+            cfg.rollout.beta_coherence,
+            cfg.rollout.length_penalty,
+            tuple(float_list(cfg.rollout.coherence_weights)),
+            tuple(float_list(cfg.rollout.composite_weights)),
+            cfg.rollout.rollout_max_new_tokens,
         )
 
 

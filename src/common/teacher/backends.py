@@ -55,13 +55,13 @@ class OpenAITeacher:
     def __init__(self, cfg: Config):
         import openai
 
-        self.sdk, self.key = openai, cfg.openai_api_key
+        self.sdk, self.key = openai, cfg.teacher.openai_api_key
         self.model, self.cfg = teacher_model(cfg), cfg
         self.client = openai.AsyncOpenAI(
-            api_key=cfg.openai_api_key,
-            base_url=cfg.openai_base_url or None,
-            timeout=cfg.teacher_timeout,
-            max_retries=cfg.teacher_max_retries,
+            api_key=cfg.teacher.openai_api_key,
+            base_url=cfg.teacher.openai_base_url or None,
+            timeout=cfg.teacher.teacher_timeout,
+            max_retries=cfg.teacher.teacher_max_retries,
         )
 
     async def aclose(self) -> None:
@@ -80,8 +80,8 @@ class OpenAITeacher:
                 body={
                     "model": self.model,
                     "messages": job.messages,
-                    "temperature": self.cfg.teacher_temperature,
-                    "max_completion_tokens": self.cfg.teacher_max_tokens,
+                    "temperature": self.cfg.teacher.teacher_temperature,
+                    "max_completion_tokens": self.cfg.teacher.teacher_max_tokens,
                 },
             ),
         )
@@ -101,13 +101,13 @@ class AnthropicTeacher:
     def __init__(self, cfg: Config):
         import anthropic
 
-        self.sdk, self.key = anthropic, cfg.anthropic_api_key
+        self.sdk, self.key = anthropic, cfg.teacher.anthropic_api_key
         self.model, self.cfg = teacher_model(cfg), cfg
         self.client = anthropic.AsyncAnthropic(
-            api_key=cfg.anthropic_api_key,
-            base_url=cfg.anthropic_base_url or None,
-            timeout=cfg.teacher_timeout,
-            max_retries=cfg.teacher_max_retries,
+            api_key=cfg.teacher.anthropic_api_key,
+            base_url=cfg.teacher.anthropic_base_url or None,
+            timeout=cfg.teacher.teacher_timeout,
+            max_retries=cfg.teacher.teacher_max_retries,
         )
 
     async def aclose(self) -> None:
@@ -123,7 +123,7 @@ class AnthropicTeacher:
                 model=self.model,
                 system=system,
                 messages=messages,
-                max_tokens=self.cfg.teacher_max_tokens,  # this SDK takes no temperature
+                max_tokens=self.cfg.teacher.teacher_max_tokens,  # this SDK takes no temperature
             ),
         )
         if failed:
@@ -165,11 +165,11 @@ class OfflineTeacher:
         self.cfg, self.task, self.answer_kind = cfg, task, task.answer_kind
 
     def wrong_on(self, example: dict, attempt: int) -> bool:
-        label = self.cfg.teacher_error_label
+        label = self.cfg.teacher.teacher_error_label
         if label and example["answer"] != label:
             return False
-        rng = random.Random(f"{self.cfg.random_seed}:{example['id']}:{attempt}")
-        return rng.random() < self.cfg.teacher_error_rate
+        rng = random.Random(f"{self.cfg.run.random_seed}:{example['id']}:{attempt}")
+        return rng.random() < self.cfg.teacher.teacher_error_rate
 
     def final_answer(self, example: dict, attempt: int, hinted: bool) -> str:
         gold = example["answer"]
@@ -196,12 +196,12 @@ class OfflineTeacher:
 
 def make_teacher(cfg: Config, task):
     """The configured backend for a task; a missing API key stops here, before any work."""
-    if cfg.teacher == "offline":
+    if cfg.teacher.backend == "offline":
         return OfflineTeacher(cfg, task)
-    key_name = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}[cfg.teacher]
+    key_name = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}[cfg.teacher.backend]
     if not getattr(cfg, key_name.lower()):
         raise ConfigError(
-            f"TEACHER={cfg.teacher} needs {key_name}; set it in the environment or .env "
+            f"TEACHER={cfg.teacher.backend} needs {key_name}; set it in the environment or .env "
             f"(or use TEACHER=offline, or DRY_RUN=1 to see what would be sent)"
         )
-    return OpenAITeacher(cfg) if cfg.teacher == "openai" else AnthropicTeacher(cfg)
+    return OpenAITeacher(cfg) if cfg.teacher.backend == "openai" else AnthropicTeacher(cfg)

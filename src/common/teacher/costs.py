@@ -30,14 +30,14 @@ DEFAULT_TEACHER_MODELS = {
 
 
 def teacher_model(cfg: Config) -> str:
-    return cfg.teacher_model or DEFAULT_TEACHER_MODELS[cfg.teacher]
+    return cfg.teacher.teacher_model or DEFAULT_TEACHER_MODELS[cfg.teacher.backend]
 
 
 def prices(cfg: Config) -> tuple[float, float]:
     """(input, output) USD per 1M tokens: the overrides, else the table (dated suffixes match)."""
     model = teacher_model(cfg)
-    if cfg.teacher_price_in >= 0 and cfg.teacher_price_out >= 0:
-        return cfg.teacher_price_in, cfg.teacher_price_out
+    if cfg.teacher.teacher_price_in >= 0 and cfg.teacher.teacher_price_out >= 0:
+        return cfg.teacher.teacher_price_in, cfg.teacher.teacher_price_out
     for name in sorted(PRICES, key=len, reverse=True):
         if model == name or model.startswith(name + "-"):
             return PRICES[name]

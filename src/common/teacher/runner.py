@@ -103,11 +103,15 @@ def ask_teacher(
     """Send jobs through the configured teacher with the response cache, one cost-ledger line
     per call and the MAX_COST_USD cap (counted over the whole ledger); return the budget."""
     model, price = teacher_model(cfg), prices(cfg)
-    settings = {"temperature": cfg.teacher_temperature, "max_tokens": cfg.teacher_max_tokens}
-    cache = ResponseCache(cfg.cache_path / "teacher_cache.jsonl") if cfg.teacher != "offline" else None
+    settings = {"temperature": cfg.teacher.teacher_temperature, "max_tokens": cfg.teacher.teacher_max_tokens}
+    cache = (
+        ResponseCache(cfg.teacher.cache_path / "teacher_cache.jsonl")
+        if cfg.teacher.backend != "offline"
+        else None
+    )
     with JsonlAppender(ledger_path, key="call_id") as ledger:
         spent = sum(row["usd"] for row in ledger.rows.values())
-        budget = Budget(cfg.max_cost_usd, spent, price, cfg.teacher_max_tokens)
+        budget = Budget(cfg.teacher.max_cost_usd, spent, price, cfg.teacher.teacher_max_tokens)
 
         def record(job: Job, reply: Reply) -> None:
             ledger.append(
@@ -115,7 +119,7 @@ def ask_teacher(
                     "call_id": uuid.uuid4().hex,
                     "id": job.id,
                     "attempt": job.attempt,
-                    "backend": cfg.teacher,
+                    "backend": cfg.teacher.backend,
                     "model": model,
                     "status": reply.status,
                     "tokens_in": reply.tokens_in,
@@ -132,10 +136,10 @@ def ask_teacher(
                     jobs,
                     teacher,
                     record,
-                    cfg.teacher_concurrency,
+                    cfg.teacher.teacher_concurrency,
                     budget,
                     cache,
-                    cache_key=lambda job: ResponseCache.key(cfg.teacher, model, job, settings),
+                    cache_key=lambda job: ResponseCache.key(cfg.teacher.backend, model, job, settings),
                     desc=desc,
                 )
             finally:  # close the HTTP client inside its own event loop

@@ -27,9 +27,9 @@ def reference_cache_path(cfg: Config, reference: Path, pair_files: list[Path], c
     key = json.dumps(
         {
             "reference": hash_path(reference),
-            "base": cfg.model,
+            "base": cfg.model.model_name,
             "pairs": [hash_path(p) for p in pair_files],
-            "max_length": cfg.max_length,
+            "max_length": cfg.train.max_length,
         },
         sort_keys=True,
     )
@@ -111,7 +111,7 @@ class LooperDPOTrainer(DPOTrainer):
     def __init__(self, *args, looper_cfg: Config, **kwargs):
         super().__init__(*args, **kwargs)
         self.looper = looper_cfg
-        self.loss_names = looper_cfg.dpo_loss.split("+")
+        self.loss_names = looper_cfg.dpo.dpo_loss.split("+")
         self.noisy_above = float("inf")
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):

@@ -26,11 +26,15 @@ MANIFEST = "train.manifest.json"
 def lora_config(cfg: Config):
     from peft import LoraConfig
 
-    targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
+    targets = (
+        cfg.model.lora_targets
+        if cfg.model.lora_targets == "all-linear"
+        else cfg.model.lora_targets.split(",")
+    )
     return LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
+        r=cfg.model.lora_r,
+        lora_alpha=cfg.model.lora_alpha,
+        lora_dropout=cfg.model.lora_dropout,
         target_modules=targets,
         task_type="CAUSAL_LM",
     )
@@ -43,25 +47,29 @@ def load_student(cfg: Config, init_checkpoint: Path | None = None):
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
-    check_exists(cfg.model, "tiny-model" if cfg.model.endswith(TINY_MODEL_DIR) else "setup")
-    if init_checkpoint is not None and is_adapter(init_checkpoint) != (cfg.finetune == "lora"):
+    check_exists(
+        cfg.model.model_name, "tiny-model" if cfg.model.model_name.endswith(TINY_MODEL_DIR) else "setup"
+    )
+    if init_checkpoint is not None and is_adapter(init_checkpoint) != (cfg.model.finetune == "lora"):
         kind = "a LoRA adapter" if is_adapter(init_checkpoint) else "full weights"
         raise ConfigError(
-            f"{shown(init_checkpoint)} holds {kind} but FINETUNE={cfg.finetune}; "
+            f"{shown(init_checkpoint)} holds {kind} but FINETUNE={cfg.model.finetune}; "
             f"set FINETUNE to the kind that trained it, or retrain it"
         )
-    if cfg.finetune == "full":
-        source = str(init_checkpoint or cfg.model)
+    if cfg.model.finetune == "full":
+        source = str(init_checkpoint or cfg.model.model_name)
         model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs(cfg))
         return model, load_tokenizer(source, cfg)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, **model_kwargs(cfg))
-    if cfg.load_in_4bit:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model.model_name, **model_kwargs(cfg))
+    if cfg.model.load_in_4bit:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cfg.train.gradient_checkpointing
+        )
     if init_checkpoint is None:
         model = get_peft_model(model, lora_config(cfg))
     else:
         model = PeftModel.from_pretrained(model, str(init_checkpoint), is_trainable=True)
-    return model, load_tokenizer(cfg.model, cfg)
+    return model, load_tokenizer(cfg.model.model_name, cfg)
 
 
 def require_checkpoint(path: Path, made_by: str) -> Path:
@@ -85,31 +93,31 @@ def trainer_args(cfg: Config, out_dir: Path, n_train: int, lr: float, epochs: fl
     # TensorBoard logs beside the adapter (not under checkpoints/, which finish() removes).
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out_dir / "runs")
     report = ["tensorboard"]
-    if cfg.wandb_api_key and importlib.util.find_spec("wandb"):
+    if cfg.train.wandb_api_key and importlib.util.find_spec("wandb"):
         report.append("wandb")  # the key reaches wandb through the environment, never a file
-        os.environ["WANDB_API_KEY"] = cfg.wandb_api_key
-    elif cfg.wandb_api_key:
+        os.environ["WANDB_API_KEY"] = cfg.train.wandb_api_key
+    elif cfg.train.wandb_api_key:
         print(
             "note: WANDB_API_KEY is set but wandb is not installed (pip install wandb); "
             "logging to TensorBoard only"
         )
-    batches = max(1, n_train // (cfg.batch_size * cfg.grad_accum))
-    eval_steps = cfg.eval_steps or max(1, batches // 4)
+    batches = max(1, n_train // (cfg.train.batch_size * cfg.train.grad_accum))
+    eval_steps = cfg.train.eval_steps or max(1, batches // 4)
     return {
         "output_dir": str(out_dir / "checkpoints"),
-        "per_device_train_batch_size": cfg.batch_size,
-        "per_device_eval_batch_size": cfg.batch_size,
-        "gradient_accumulation_steps": cfg.grad_accum,
+        "per_device_train_batch_size": cfg.train.batch_size,
+        "per_device_eval_batch_size": cfg.train.batch_size,
+        "gradient_accumulation_steps": cfg.train.grad_accum,
         "learning_rate": lr,
         "num_train_epochs": epochs,
-        "max_steps": cfg.max_steps,
+        "max_steps": cfg.train.max_steps,
         "warmup_steps": cfg.warmup_ratio,  # below 1: a fraction of the steps
         "lr_scheduler_type": "cosine",
-        "optim": cfg.optim,
-        "bf16": cfg.compute_dtype == "bfloat16",
-        "fp16": cfg.compute_dtype == "float16",
-        "gradient_checkpointing": cfg.gradient_checkpointing,
-        "max_length": cfg.max_length,
+        "optim": cfg.train.optim,
+        "bf16": cfg.model.compute_dtype == "bfloat16",
+        "fp16": cfg.model.compute_dtype == "float16",
+        "gradient_checkpointing": cfg.train.gradient_checkpointing,
+        "max_length": cfg.train.max_length,
         "logging_steps": max(1, min(10, eval_steps, batches)),  # a short phase still logs
         "eval_strategy": "steps",
         "eval_steps": eval_steps,
@@ -120,7 +128,7 @@ def trainer_args(cfg: Config, out_dir: Path, n_train: int, lr: float, epochs: fl
         "metric_for_best_model": "eval_loss",
         "greater_is_better": False,
         "report_to": report,
-        "seed": cfg.random_seed,
+        "seed": cfg.run.random_seed,
         "use_cpu": not torch.cuda.is_available(),
         "dataloader_num_workers": 0,
     }
@@ -128,14 +136,14 @@ def trainer_args(cfg: Config, out_dir: Path, n_train: int, lr: float, epochs: fl
 
 def packing_supported(cfg: Config) -> bool:
     """Padding-free packing keeps sequences apart only with flash-attention's position ids."""
-    return attn_implementation(cfg.attn_impl) == "flash_attention_2"
+    return attn_implementation(cfg.model.attn_impl) == "flash_attention_2"
 
 
 def resume_from(cfg: Config, out_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     ckpt_dir = out_dir / "checkpoints"
-    if not cfg.resume:
+    if not cfg.train.resume:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return None
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
@@ -149,7 +157,7 @@ def already_done(cfg: Config, out_dir: Path, inputs: dict[str, Path]) -> bool:
     from common.manifest import hash_path
 
     path = out_dir / MANIFEST
-    if not (cfg.resume and path.is_file()):
+    if not (cfg.train.resume and path.is_file()):
         return False
     recorded = json.loads(path.read_text())["inputs"]
     same = all(recorded.get(k, {}).get("sha256") == hash_path(v) for k, v in inputs.items())
@@ -167,9 +175,9 @@ def oom_hint(cfg: Config, phase: str):
         yield
     except torch.cuda.OutOfMemoryError:
         raise LooperError(
-            f"CUDA out of memory in {phase} (HW={cfg.hw}: BATCH_SIZE={cfg.batch_size}, "
-            f"MAX_LENGTH={cfg.max_length}, GRADIENT_CHECKPOINTING={int(cfg.gradient_checkpointing)}, "
-            f"LOAD_IN_4BIT={int(cfg.load_in_4bit)}); lower BATCH_SIZE and raise GRAD_ACCUM to keep "
+            f"CUDA out of memory in {phase} (HW={cfg.run.hw}: BATCH_SIZE={cfg.train.batch_size}, "
+            f"MAX_LENGTH={cfg.train.max_length}, GRADIENT_CHECKPOINTING={int(cfg.train.gradient_checkpointing)}, "
+            f"LOAD_IN_4BIT={int(cfg.model.load_in_4bit)}); lower BATCH_SIZE and raise GRAD_ACCUM to keep "
             f"the effective batch, lower MAX_LENGTH, set GRADIENT_CHECKPOINTING=1, or use HW=4060 "
             f"(4-bit QLoRA)"
         ) from None
@@ -181,13 +189,13 @@ def model_card(
     rows = "\n".join(f"| {k} | {v} |" for k, v in cfg.public_dict().items() if v not in ("", None))
     data_lines = "\n".join(f"- {name}: `{shown(path)}`" for name, path in data.items())
     metric_lines = "\n".join(f"- {k}: {v}" for k, v in metrics.items())
-    lora = cfg.finetune == "lora"
+    lora = cfg.model.finetune == "lora"
     start = f"continued from `{shown(init_checkpoint)}`" if init_checkpoint else "from the base"
     what = f"A LoRA adapter on `{base}`" if lora else f"`{base}` with every weight trained"
     library, tag = ("peft", "lora") if lora else ("transformers", "full-finetune")
     return (
         f"---\nbase_model: {base}\nlibrary_name: {library}\ntags: [looper, {tag}, {phase}]\n---\n\n"
-        f"# Looper {phase} ({cfg.task})\n\n{what}, {start}, trained by "
+        f"# Looper {phase} ({cfg.run.task})\n\n{what}, {start}, trained by "
         f"Looper's `{phase}` stage.\n\n## Data\n{data_lines}\n\n## Metrics\n{metric_lines}\n\n"
         f"## Configuration\n| key | value |\n|---|---|\n{rows}\n"
     )
@@ -218,9 +226,9 @@ def finish(
     if not trainer.is_world_process_zero():  # one process writes; the others are done
         return metrics
     (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
-    title = f"{phase} ({cfg.task}, {cfg.hw})"
+    title = f"{phase} ({cfg.run.task}, {cfg.run.hw})"
     plot_training_curves(history, out_dir / "training_curves.png", title)
-    card = model_card(phase, cfg, cfg.model, data, metrics, init_checkpoint)
+    card = model_card(phase, cfg, cfg.model.model_name, data, metrics, init_checkpoint)
     (out_dir / "README.md").write_text(card)
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     inputs = dict(data) | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})

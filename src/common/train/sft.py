@@ -39,13 +39,13 @@ def run_sft(
     dataset = load_dataset("json", data_files=files)
     model, tokenizer = load_student(cfg, init_checkpoint)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"{phase}: {trainable:,} trainable parameters (FINETUNE={cfg.finetune})")
+    print(f"{phase}: {trainable:,} trainable parameters (FINETUNE={cfg.model.finetune})")
     packing = packing_supported(cfg)
     args = SFTConfig(
-        **trainer_args(cfg, out_dir, len(dataset["train"]), cfg.learning_rate, cfg.epochs),
+        **trainer_args(cfg, out_dir, len(dataset["train"]), cfg.train.learning_rate, cfg.train.epochs),
         completion_only_loss=True,
         packing=packing,
-        train_sampling_strategy="random" if packing else cfg.train_sampling,
+        train_sampling_strategy="random" if packing else cfg.train.train_sampling,
     )
     trainer = SFTTrainer(
         model=model,
@@ -53,7 +53,7 @@ def run_sft(
         train_dataset=dataset["train"],
         eval_dataset=dataset["dev"],
         processing_class=tokenizer,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience)],
     )
     print(
         f"{phase}: {len(dataset['train'])} train / {len(dataset['dev'])} dev examples from "
