@@ -57,7 +57,7 @@ def run_profile(hw: str, model_dir: str, length: int, steps: int):
     from common.train.setup import load_student
 
     cfg = load_config([], env={"HW": hw, "MODEL_NAME": model_dir, "TASK": "gsm8k"})[0]
-    model, _ = load_student(cfg)
+    model, _ = load_student(cfg.model)
     model.train()  # from_pretrained returns eval mode, where checkpointing and dropout are off
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -84,7 +84,7 @@ def main() -> None:
     cfg, _ = load_config()
     print_config(cfg, "03 teacher")
     task = get_task(cfg.run.task)
-    model, price = teacher_model(cfg), prices(cfg)
+    model, price = teacher_model(cfg.teacher), prices(cfg.teacher)
     sample_path = cfg.run.data_dir / "sample_train.jsonl"
     drafts_path = cfg.run.data_dir / "student_drafts.jsonl"
     examples = read_jsonl(sample_path, made_by="sample")
@@ -105,7 +105,7 @@ def main() -> None:
     if cfg.teacher.dry_run:
         print_dry_run(jobs_for(examples), price, cfg.teacher.teacher_max_tokens)
         return
-    teacher = make_teacher(cfg, task)  # a missing key stops here
+    teacher = make_teacher(cfg.teacher, task, cfg.run.random_seed)  # a missing key stops here
 
     outputs = JsonlAppender(out_path)
     retried = outputs.retain(lambda row: row["status"] != "api_error")
@@ -126,7 +126,7 @@ def main() -> None:
 
     sent_at = time.time()
     with outputs:
-        budget = ask_teacher(cfg, teacher, jobs_for(todo), on_reply, ledger_path)
+        budget = ask_teacher(cfg.teacher, teacher, jobs_for(todo), on_reply, ledger_path)
     seconds = time.time() - sent_at
 
     rows = [outputs.rows[ex["id"]] for ex in examples if ex["id"] in outputs.rows]

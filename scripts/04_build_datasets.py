@@ -58,7 +58,7 @@ def rationalize(cfg, task, disputed: list[dict], path, ledger_path) -> dict[str,
         store.retain(lambda row: row["status"] != "api_error")
         todo = [ex for ex in disputed if ex["id"] not in store]
         if todo:
-            teacher = make_teacher(cfg, task)
+            teacher = make_teacher(cfg.teacher, task, cfg.run.random_seed)
             jobs = [
                 Job(
                     ex["id"],
@@ -85,7 +85,7 @@ def rationalize(cfg, task, disputed: list[dict], path, ledger_path) -> dict[str,
                     }
                 )
 
-            budget = ask_teacher(cfg, teacher, jobs, on_reply, ledger_path, desc="rationalize")
+            budget = ask_teacher(cfg.teacher, teacher, jobs, on_reply, ledger_path, desc="rationalize")
             if budget.exhausted:
                 raise BudgetReached(
                     f"MAX_COST_USD={cfg.teacher.max_cost_usd} reached while rationalizing; "
@@ -253,7 +253,7 @@ def main() -> None:
     out["sharegpt_cot"] = [to_sharegpt(r) for r in out["train_cot"]]
 
     try:
-        tokenizer = load_tokenizer(cfg.model.model_name, cfg)
+        tokenizer = load_tokenizer(cfg.model.model_name, cfg.model)
     except (OSError, ValueError):
         tokenizer = None
     report["tokens"] = {

@@ -1,6 +1,6 @@
 """Stage 08, Phase C: DPO from the POLICY adapter (Phase B by default), which is also the frozen
 reference, on preference pairs, with the losses of src/common/dpo_losses.py (DPO_LOSS) and,
-optionally, the seed plan's beta schedule.
+optionally, the staged beta schedule (DPO_SCHEDULE=staged).
 
 Reads data/RUN[/ROLLOUT_SUBDIR]/preferences.jsonl (stage 07) and/or data/RUN/pairs.jsonl (stage 04)
 and the POLICY checkpoint; writes checkpoints/RUN/DPO_OUTPUT/ (phaseC by default) and the
@@ -16,6 +16,7 @@ from common.eval.evaluate import resolve_checkpoint
 from common.train.dpo import (
     LooperDPOTrainer,
     attach_reference_logps,
+    dpo_config,
     noisy_threshold,
     reference_cache_path,
 )
@@ -30,7 +31,7 @@ from common.train.setup import (
     trainer_args,
 )
 
-SEED_SCHEDULE_EPOCHS = 4
+STAGED_SCHEDULE_EPOCHS = 4
 
 
 def pair_files(cfg) -> list:
@@ -57,7 +58,6 @@ def load_pairs(path: Path):
 def main() -> None:
     from datasets import concatenate_datasets
     from transformers import EarlyStoppingCallback
-    from trl import DPOConfig
 
     started = time.time()
     cfg, _ = load_config()
@@ -67,7 +67,7 @@ def main() -> None:
     files = pair_files(cfg)
     out_dir = cfg.run.checkpoint_dir / cfg.dpo.dpo_output
     data = {f.stem: f for f in files}
-    if already_done(cfg, out_dir, data | {"init_checkpoint": phase_b}):
+    if already_done(cfg.train, out_dir, data | {"init_checkpoint": phase_b}):
         return
 
     pairs = concatenate_datasets([load_pairs(f) for f in files]).shuffle(seed=cfg.run.random_seed)
@@ -79,32 +79,30 @@ def main() -> None:
         f"{', '.join(shown(f) for f in files)}; loss {cfg.dpo.dpo_loss}, schedule {cfg.dpo.dpo_schedule}"
     )
 
-    seed_schedule = cfg.dpo.dpo_schedule == "seed"
-    epochs = SEED_SCHEDULE_EPOCHS if seed_schedule else cfg.dpo.dpo_epochs
+    staged = cfg.dpo.dpo_schedule == "staged"
+    epochs = STAGED_SCHEDULE_EPOCHS if staged else cfg.dpo.dpo_epochs
     args = trainer_args(cfg, out_dir, len(split["train"]), cfg.dpo.dpo_learning_rate, epochs)
     # The schedule changes the loss between epochs, so dev losses across epochs don't compare.
-    args["load_best_model_at_end"] = not seed_schedule
-    model, tokenizer = load_student(cfg, init_checkpoint=phase_b)
+    args["load_best_model_at_end"] = not staged
+    model, tokenizer = load_student(cfg.model, phase_b, cfg.train.gradient_checkpointing)
     trainer = LooperDPOTrainer(
         model=model,
-        args=DPOConfig(
-            **args, beta=cfg.dpo.dpo_beta, precompute_ref_log_probs=False, remove_unused_columns=False
-        ),
+        args=dpo_config(args, cfg.dpo),
         train_dataset=split["train"],
         eval_dataset=split["test"],
         processing_class=tokenizer,
-        callbacks=[] if seed_schedule else [EarlyStoppingCallback(cfg.train.early_stopping_patience)],
-        looper_cfg=cfg,
+        callbacks=[] if staged else [EarlyStoppingCallback(cfg.train.early_stopping_patience)],
+        dpo=cfg.dpo,
     )
     cache = reference_cache_path(cfg, phase_b, files, cfg.run.checkpoint_dir / "ref_logps")
     attach_reference_logps(trainer, cache)
     # FINETUNE=full: TRL loaded a frozen copy of the policy as the reference; its log-probs now
     # ride in every batch, so the copy is not needed again.
     trainer.ref_model = None
-    if seed_schedule:
+    if staged:
         trainer.noisy_above = noisy_threshold(trainer.train_dataset, cfg.dpo.noisy_fraction)
     with oom_hint(cfg, "phaseC"):
-        trainer.train(resume_from_checkpoint=resume_from(cfg, out_dir))
+        trainer.train(resume_from_checkpoint=resume_from(cfg.train, out_dir))
     finish(trainer, cfg, "phaseC", out_dir, data, phase_b, started)
 
 

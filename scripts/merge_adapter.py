@@ -38,7 +38,7 @@ def main() -> None:
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     out = cfg.run.checkpoint_dir / f"merged-{args.phase}"
     merged.save_pretrained(out)
-    load_tokenizer(str(adapter), cfg).save_pretrained(out)
+    load_tokenizer(str(adapter), cfg.model).save_pretrained(out)
     files = [p for p in out.iterdir() if p.is_file()]
     write_manifest(out, "merge", cfg, {"adapter": adapter}, files, {"base_model": base}, started)
     print(f"merged {shown(adapter)} into {base} -> {shown(out)}")

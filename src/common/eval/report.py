@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from common.config import Config
+from common.config import Config, EvalSection
 from common.errors import DataError
 from common.jsonl import read_jsonl
 from common.plots import plt
@@ -42,9 +42,9 @@ def plot_accuracy(summary: dict, path: Path, title: str) -> Path:
     return path
 
 
-def executive_table(cfg: Config, summary: dict) -> list[str]:
+def executive_table(targets_of: EvalSection, summary: dict) -> list[str]:
     ckpts, comps = summary["checkpoints"], summary.get("comparisons", {})
-    targets = {"phaseB": ("phaseA", cfg.eval.target_b_gain), "phaseC": ("phaseB", cfg.eval.target_c_gain)}
+    targets = {"phaseB": ("phaseA", targets_of.target_b_gain), "phaseC": ("phaseB", targets_of.target_c_gain)}
     lines = [
         "| phase | target | actual (95% CI) | delta | p (McNemar) | status |",
         "|---|---|---|---|---|---|",
@@ -121,7 +121,7 @@ def build_report(cfg: Config) -> Path:
         f"Greedy decoding, the training prompt format of each checkpoint.",
         "",
     ]
-    lines += ["## Executive summary", "", *executive_table(cfg, summary), ""]
+    lines += ["## Executive summary", "", *executive_table(cfg.eval, summary), ""]
     plot = plot_accuracy(summary, out / "accuracy.png", f"{cfg.run.name}: accuracy per phase")
     lines += [f"![accuracy per phase]({plot.name})", ""]
 

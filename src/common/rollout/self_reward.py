@@ -87,5 +87,12 @@ def judge_with_teacher(
     def on_reply(job, reply) -> None:
         replies[job.id] = reply.text if reply.status == "ok" else None
 
-    ask_teacher(cfg, make_teacher(cfg, task), jobs, on_reply, ledger, desc="self-reward judge")
+    ask_teacher(
+        cfg.teacher,
+        make_teacher(cfg.teacher, task, cfg.run.random_seed),
+        jobs,
+        on_reply,
+        ledger,
+        desc="self-reward judge",
+    )
     return [replies.get(key) for key in keys]

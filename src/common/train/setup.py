@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from common.config import TINY_MODEL_DIR, Config, shown
+from common.config import TINY_MODEL_DIR, WARMUP_DEFAULT, Config, ModelSection, TrainSection, shown
 from common.errors import ConfigError, DataError, LooperError
 from common.manifest import write_manifest
 from common.models.checkpoints import check_exists, is_adapter, is_checkpoint
@@ -23,53 +23,48 @@ from common.plots import plot_training_curves
 MANIFEST = "train.manifest.json"
 
 
-def lora_config(cfg: Config):
+def lora_config(model: ModelSection):
     from peft import LoraConfig
 
-    targets = (
-        cfg.model.lora_targets
-        if cfg.model.lora_targets == "all-linear"
-        else cfg.model.lora_targets.split(",")
-    )
+    targets = model.lora_targets if model.lora_targets == "all-linear" else model.lora_targets.split(",")
     return LoraConfig(
-        r=cfg.model.lora_r,
-        lora_alpha=cfg.model.lora_alpha,
-        lora_dropout=cfg.model.lora_dropout,
+        r=model.lora_r,
+        lora_alpha=model.lora_alpha,
+        lora_dropout=model.lora_dropout,
         target_modules=targets,
         task_type="CAUSAL_LM",
     )
 
 
-def load_student(cfg: Config, init_checkpoint: Path | None = None):
+def load_student(
+    student: ModelSection, init_checkpoint: Path | None = None, gradient_checkpointing: bool = False
+):
     """(model, tokenizer) to train. LoRA: the profile's base model (4-bit for QLoRA) with a new
     adapter, or with the `init_checkpoint` adapter loaded trainable. FINETUNE=full: every weight of
-    the base model, or of the `init_checkpoint` model, trainable."""
+    the base model, or of the `init_checkpoint` model, trainable. `gradient_checkpointing` (the train
+    section's GRADIENT_CHECKPOINTING) goes to the 4-bit preparation."""
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
-    check_exists(
-        cfg.model.model_name, "tiny-model" if cfg.model.model_name.endswith(TINY_MODEL_DIR) else "setup"
-    )
-    if init_checkpoint is not None and is_adapter(init_checkpoint) != (cfg.model.finetune == "lora"):
+    check_exists(student.model_name, "tiny-model" if student.model_name.endswith(TINY_MODEL_DIR) else "setup")
+    if init_checkpoint is not None and is_adapter(init_checkpoint) != (student.finetune == "lora"):
         kind = "a LoRA adapter" if is_adapter(init_checkpoint) else "full weights"
         raise ConfigError(
-            f"{shown(init_checkpoint)} holds {kind} but FINETUNE={cfg.model.finetune}; "
+            f"{shown(init_checkpoint)} holds {kind} but FINETUNE={student.finetune}; "
             f"set FINETUNE to the kind that trained it, or retrain it"
         )
-    if cfg.model.finetune == "full":
-        source = str(init_checkpoint or cfg.model.model_name)
-        model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs(cfg))
-        return model, load_tokenizer(source, cfg)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model.model_name, **model_kwargs(cfg))
-    if cfg.model.load_in_4bit:
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=cfg.train.gradient_checkpointing
-        )
+    if student.finetune == "full":
+        source = str(init_checkpoint or student.model_name)
+        model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs(student))
+        return model, load_tokenizer(source, student)
+    model = AutoModelForCausalLM.from_pretrained(student.model_name, **model_kwargs(student))
+    if student.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     if init_checkpoint is None:
-        model = get_peft_model(model, lora_config(cfg))
+        model = get_peft_model(model, lora_config(student))
     else:
         model = PeftModel.from_pretrained(model, str(init_checkpoint), is_trainable=True)
-    return model, load_tokenizer(cfg.model.model_name, cfg)
+    return model, load_tokenizer(student.model_name, student)
 
 
 def require_checkpoint(path: Path, made_by: str) -> Path:
@@ -111,7 +106,7 @@ def trainer_args(cfg: Config, out_dir: Path, n_train: int, lr: float, epochs: fl
         "learning_rate": lr,
         "num_train_epochs": epochs,
         "max_steps": cfg.train.max_steps,
-        "warmup_steps": cfg.warmup_ratio,  # below 1: a fraction of the steps
+        "warmup_steps": WARMUP_DEFAULT,  # below 1: a fraction of the steps; SFT_ARGS/DPO_ARGS override
         "lr_scheduler_type": "cosine",
         "optim": cfg.train.optim,
         "bf16": cfg.model.compute_dtype == "bfloat16",
@@ -134,16 +129,16 @@ def trainer_args(cfg: Config, out_dir: Path, n_train: int, lr: float, epochs: fl
     }
 
 
-def packing_supported(cfg: Config) -> bool:
+def packing_supported(model: ModelSection) -> bool:
     """Padding-free packing keeps sequences apart only with flash-attention's position ids."""
-    return attn_implementation(cfg.model.attn_impl) == "flash_attention_2"
+    return attn_implementation(model.attn_impl) == "flash_attention_2"
 
 
-def resume_from(cfg: Config, out_dir: Path) -> str | None:
+def resume_from(train: TrainSection, out_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     ckpt_dir = out_dir / "checkpoints"
-    if not cfg.train.resume:
+    if not train.resume:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return None
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
@@ -152,12 +147,12 @@ def resume_from(cfg: Config, out_dir: Path) -> str | None:
     return last
 
 
-def already_done(cfg: Config, out_dir: Path, inputs: dict[str, Path]) -> bool:
+def already_done(train: TrainSection, out_dir: Path, inputs: dict[str, Path]) -> bool:
     """A finished phase with the same inputs is not trained again unless RESUME=0."""
     from common.manifest import hash_path
 
     path = out_dir / MANIFEST
-    if not (cfg.train.resume and path.is_file()):
+    if not (train.resume and path.is_file()):
         return False
     recorded = json.loads(path.read_text())["inputs"]
     same = all(recorded.get(k, {}).get("sha256") == hash_path(v) for k, v in inputs.items())
