@@ -1,6 +1,6 @@
 """Stage 07: the policy (Phase B by default) answers every training question K times, its samples
 spread over (reasoning strategy x temperature) arms by a bandit; each trajectory is scored
-(correct, s_end, s_path, s_cf, s_wm, length, self-reward, composite) and the scores become
+(correct, s_end, s_path, s_cf, s_wm, length, self-reward, CELR) and the scores become
 correctness-first preference pairs (or SPIN pairs) for stage 08.
 
 Reads data/RUN/sample_train.jsonl, student_drafts.jsonl (when the policy was trained with drafts),
