@@ -103,7 +103,7 @@ def ask_teacher(
     """Send jobs through the configured teacher with the response cache, one cost-ledger line
     per call and the MAX_COST_USD cap (counted over the whole ledger); return the budget."""
     model, price = teacher_model(settings), prices(settings)
-    settings = {"temperature": settings.teacher_temperature, "max_tokens": settings.teacher_max_tokens}
+    sampling = {"temperature": settings.teacher_temperature, "max_tokens": settings.teacher_max_tokens}
     cache = (
         ResponseCache(settings.cache_path / "teacher_cache.jsonl") if settings.backend != "offline" else None
     )
@@ -137,7 +137,7 @@ def ask_teacher(
                     settings.teacher_concurrency,
                     budget,
                     cache,
-                    cache_key=lambda job: ResponseCache.key(settings.backend, model, job, settings),
+                    cache_key=lambda job: ResponseCache.key(settings.backend, model, job, sampling),
                     desc=desc,
                 )
             finally:  # close the HTTP client inside its own event loop
