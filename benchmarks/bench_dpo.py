@@ -53,7 +53,9 @@ def main() -> None:
         base = build_tiny_model(Path(tmp) / "base", hidden=256, layers=4)
         cfg = load_config([], env={"HW": "cpu", "MODEL_NAME": str(base)})[0]
         adapter = Path(tmp) / "phaseB"
-        get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora_config(cfg)).save_pretrained(adapter)
+        get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora_config(cfg.model)).save_pretrained(
+            adapter
+        )
         tokenizer = AutoTokenizer.from_pretrained(base)
         data = pairs(args.batch_size * args.steps)
         common = {
@@ -78,7 +80,7 @@ def main() -> None:
             dpo_args = DPOConfig(**common, precompute_ref_log_probs=False, remove_unused_columns=False)
             if name.startswith("cached"):
                 trainer = LooperDPOTrainer(
-                    model=model, args=dpo_args, train_dataset=data, processing_class=tokenizer, looper_cfg=cfg
+                    model=model, args=dpo_args, train_dataset=data, processing_class=tokenizer, dpo=cfg.dpo
                 )
                 started = time.perf_counter()
                 attach_reference_logps(trainer, Path(tmp) / "ref.jsonl")

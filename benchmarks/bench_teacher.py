@@ -46,7 +46,7 @@ def looper_path(base_url: str, jobs: list[Job], concurrency: int, work: Path) ->
     }
     cfg, _ = load_config([], env=env)
     teacher = OpenAITeacher(cfg)
-    budget = Budget(cfg.max_cost_usd, 0.0, prices(cfg), cfg.teacher_max_tokens)
+    budget = Budget(cfg.teacher.max_cost_usd, 0.0, prices(cfg.teacher), cfg.teacher.teacher_max_tokens)
     cache = ResponseCache(work / "cache.jsonl")
     ledger, outputs = JsonlAppender(work / "ledger.jsonl"), JsonlAppender(work / "out.jsonl")
 

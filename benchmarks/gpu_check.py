@@ -57,21 +57,21 @@ def run_profile(hw: str, model_dir: str, length: int, steps: int):
     from common.train.setup import load_student
 
     cfg = load_config([], env={"HW": hw, "MODEL_NAME": model_dir, "TASK": "gsm8k"})[0]
-    model, _ = load_student(cfg)
+    model, _ = load_student(cfg.model)
     model.train()  # from_pretrained returns eval mode, where checkpointing and dropout are off
-    if cfg.gradient_checkpointing:
+    if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if not cfg.load_in_4bit:  # 4-bit weights are placed on the GPU as they load
+    if not cfg.model.load_in_4bit:  # 4-bit weights are placed on the GPU as they load
         model.to("cuda")
     params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optim == "paged_adamw_8bit":
+    if cfg.train.optim == "paged_adamw_8bit":
         import bitsandbytes as bnb
 
-        optimizer = bnb.optim.PagedAdamW8bit(params, lr=cfg.learning_rate)
+        optimizer = bnb.optim.PagedAdamW8bit(params, lr=cfg.train.learning_rate)
     else:
-        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, fused=True)
+        optimizer = torch.optim.AdamW(params, lr=cfg.train.learning_rate, fused=True)
     n_params = sum(p.numel() for p in model.parameters())
-    seconds, peak = train_steps(model, optimizer, cfg.batch_size, length, steps)
+    seconds, peak = train_steps(model, optimizer, cfg.train.batch_size, length, steps)
     del model, optimizer
     torch.cuda.empty_cache()
     return cfg, seconds, peak, n_params
@@ -104,15 +104,15 @@ def main() -> None:
             raise SystemExit(1) from None
         verdict = "fits" if peak <= 7.5 else "DOES NOT FIT"
         print(
-            f"4060 profile (4-bit QLoRA, batch {cfg.batch_size} x {args.length}, gradient "
-            f"checkpointing, {cfg.optim}): peak {peak:.2f} GB ({verdict}: goal <= 7.5 GB), "
+            f"4060 profile (4-bit QLoRA, batch {cfg.train.batch_size} x {args.length}, gradient "
+            f"checkpointing, {cfg.train.optim}): peak {peak:.2f} GB ({verdict}: goal <= 7.5 GB), "
             f"{seconds:.2f} s/step"
         )
         cfg, seconds, peak, n_params = run_profile("h100", tmp, args.length, args.steps)
-        tokens_per_s = cfg.batch_size * args.length / seconds
+        tokens_per_s = cfg.train.batch_size * args.length / seconds
         mfu = 6 * n_params * tokens_per_s / (peak_tflops * 1e12) if peak_tflops else float("nan")
         print(
-            f"h100 profile (bf16 LoRA, batch {cfg.batch_size} x {args.length}): "
+            f"h100 profile (bf16 LoRA, batch {cfg.train.batch_size} x {args.length}): "
             f"{tokens_per_s:,.0f} tokens/s, MFU {mfu:.1%} (6 x {n_params / 1e9:.2f}B params x "
             f"tokens/s / {peak_tflops:.0f} TFLOPS), peak {peak:.1f} GB"
         )

@@ -35,10 +35,10 @@ def load_pool(task, train_source, test_source) -> tuple[list[dict], list[dict], 
 
 
 def check_size(cfg, pool: list[dict], train_source) -> None:
-    wanted = cfg.train_samples + cfg.dev_samples
+    wanted = cfg.data.train_samples + cfg.data.dev_samples
     if wanted > len(pool):
         raise DataError(
-            f"TRAIN_SAMPLES={cfg.train_samples} + DEV_SAMPLES={cfg.dev_samples} = {wanted}, but "
+            f"TRAIN_SAMPLES={cfg.data.train_samples} + DEV_SAMPLES={cfg.data.dev_samples} = {wanted}, but "
             f"{train_source or 'the generated pool'} has only {len(pool)} usable training "
             f"examples; lower TRAIN_SAMPLES or DEV_SAMPLES"
         )
@@ -46,12 +46,12 @@ def check_size(cfg, pool: list[dict], train_source) -> None:
 
 def split_train_dev(cfg, task, pool: list[dict]) -> tuple[list[dict], list[dict]]:
     """Train first, then dev from what is left: both keep the pool's label ratio."""
-    rng = random.Random(cfg.random_seed)
+    rng = random.Random(cfg.run.random_seed)
     labels = [task.label(r) for r in pool]
-    train_idx = stratified_indices(labels, cfg.train_samples, rng)
+    train_idx = stratified_indices(labels, cfg.data.train_samples, rng)
     taken = set(train_idx)
     rest = [i for i in range(len(pool)) if i not in taken]
-    dev_idx = [rest[i] for i in stratified_indices([labels[i] for i in rest], cfg.dev_samples, rng)]
+    dev_idx = [rest[i] for i in stratified_indices([labels[i] for i in rest], cfg.data.dev_samples, rng)]
     return [pool[i] for i in train_idx], [pool[i] for i in dev_idx]
 
 
@@ -67,10 +67,10 @@ def print_summary(task, pool: list[dict], dropped: dict, splits: dict[str, list[
 
 def main() -> None:
     cfg, _ = load_config()
-    task = get_task(cfg.task)
-    train_source, test_source = task.sources(cfg.dataset_path, cfg.test_path)
+    task = get_task(cfg.run.task)
+    train_source, test_source = task.sources(cfg.data.dataset_path, cfg.data.test_path)
     inputs = {"train": train_source or "<generated>", "test": test_source or "<generated>"}
-    with stage_run(cfg, "sample", "01 sample", cfg.data_dir, inputs) as run:
+    with stage_run(cfg, "sample", "01 sample", cfg.run.data_dir, inputs) as run:
         print(f"train source: {train_source or '<generated>'}")
         print(f"test source:  {test_source or '<generated>'}")
         # Load everything and validate before writing anything.
@@ -79,7 +79,11 @@ def main() -> None:
         train, dev = split_train_dev(cfg, task, pool)
 
         splits = {"train": train, "dev": dev, "test": test}
-        paths = [cfg.data_dir / "sample_train.jsonl", cfg.data_dir / "dev.jsonl", cfg.data_dir / "test.jsonl"]
+        paths = [
+            cfg.run.data_dir / "sample_train.jsonl",
+            cfg.run.data_dir / "dev.jsonl",
+            cfg.run.data_dir / "test.jsonl",
+        ]
         for path, rows in zip(paths, splits.values(), strict=True):
             write_jsonl(path, rows)
         run.outputs(*paths)

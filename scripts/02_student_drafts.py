@@ -26,13 +26,13 @@ def draft_stats(task, questions: list[dict], rows: list[dict]) -> dict:
 
 def main() -> None:
     cfg, _ = load_config()
-    task = get_task(cfg.task)
-    sample_path, dev_path = cfg.data_dir / "sample_train.jsonl", cfg.data_dir / "dev.jsonl"
-    inputs = {"sample_train": sample_path, "dev": dev_path, "model": cfg.model}
-    with stage_run(cfg, "drafts", "02 student drafts", cfg.data_dir, inputs) as run:
+    task = get_task(cfg.run.task)
+    sample_path, dev_path = cfg.run.data_dir / "sample_train.jsonl", cfg.run.data_dir / "dev.jsonl"
+    inputs = {"sample_train": sample_path, "dev": dev_path, "model": cfg.model.model_name}
+    with stage_run(cfg, "drafts", "02 student drafts", cfg.run.data_dir, inputs) as run:
         questions = read_jsonl(sample_path, made_by="sample") + read_jsonl(dev_path, made_by="sample")
-        out_path = cfg.data_dir / "student_drafts.jsonl"
-        drafts = write_drafts(cfg, task, questions, out_path, cfg.model)
+        out_path = cfg.run.data_dir / "student_drafts.jsonl"
+        drafts = write_drafts(cfg, task, questions, out_path, cfg.model.model_name)
         stats = draft_stats(task, questions, [drafts[q["id"]] for q in questions])
         run.outputs(out_path)
         run.extra["stats"] = stats

@@ -90,7 +90,7 @@ def teacher_jobs(cfg, task: Task, examples: list[dict]) -> list[Job]:
     return [
         Job(ex["id"], attempt, task.build_teacher_messages(ex["question"], ex.get("draft")), ex)
         for ex in examples
-        for attempt in range(cfg.teacher_attempts)
+        for attempt in range(cfg.teacher.teacher_attempts)
     ]
 
 
@@ -100,27 +100,29 @@ def ask_for_answers(cfg, task, teacher, model, examples, outputs, ledger_path, r
     todo = [ex for ex in examples if ex["id"] not in outputs]
     print(
         f"{len(examples) - len(todo)} questions already done ({retried} API errors to retry), "
-        f"{len(todo)} to ask {model} ({cfg.teacher_attempts} attempt(s) each)"
+        f"{len(todo)} to ask {model} ({cfg.teacher.teacher_attempts} attempt(s) each)"
     )
     pending: dict[str, dict[int, Reply]] = {}
 
     def on_reply(job: Job, reply: Reply) -> None:
         replies = pending.setdefault(job.id, {})
         replies[job.attempt] = reply
-        if len(replies) == cfg.teacher_attempts:
-            row = example_row(task, job.example, [replies[a] for a in sorted(replies)], cfg.teacher, model)
+        if len(replies) == cfg.teacher.teacher_attempts:
+            row = example_row(
+                task, job.example, [replies[a] for a in sorted(replies)], cfg.teacher.backend, model
+            )
             if needs_rationale(cfg, task, row):
                 waiting.append(row)
             else:
                 outputs.append(row)
             del pending[job.id]
 
-    return ask_teacher(cfg, teacher, teacher_jobs(cfg, task, todo), on_reply, ledger_path)
+    return ask_teacher(cfg.teacher, teacher, teacher_jobs(cfg, task, todo), on_reply, ledger_path)
 
 
 def needs_rationale(cfg, task: Task, row: dict) -> bool:
     """DISAGREEMENT=rationalize: a wrong or unparseable answer without a finished rationalization."""
-    if cfg.disagreement != "rationalize" or reason(task, row) not in ("wrong", "unparseable"):
+    if cfg.data.disagreement != "rationalize" or reason(task, row) not in ("wrong", "unparseable"):
         return False
     return row.get("rationalization", {}).get("status", "api_error") == "api_error"
 
@@ -163,7 +165,7 @@ def rationalize(cfg, task, teacher, waiting: list[dict], examples: list[dict], o
             }
         )
 
-    return ask_teacher(cfg, teacher, jobs, on_reply, ledger_path, desc="rationalize")
+    return ask_teacher(cfg.teacher, teacher, jobs, on_reply, ledger_path, desc="rationalize")
 
 
 def teacher_stats(task, examples: list[dict], rows: list[dict], spent: float, seconds: float) -> dict:
@@ -199,20 +201,26 @@ def print_summary(stats: dict, rows: list[dict], spent: float) -> None:
 
 def main() -> None:
     cfg, _ = load_config()
-    task = get_task(cfg.task)
-    model, price = teacher_model(cfg), prices(cfg)
-    sample_path, drafts_path = cfg.data_dir / "sample_train.jsonl", cfg.data_dir / "student_drafts.jsonl"
-    out_path, ledger_path = cfg.data_dir / "teacher_outputs.jsonl", cfg.data_dir / "teacher_cost.jsonl"
-    inputs = {"sample_train": sample_path, **({"drafts": drafts_path} if cfg.with_draft else {})}
-    with stage_run(cfg, "teacher", "03 teacher", cfg.data_dir, inputs) as run:
+    task = get_task(cfg.run.task)
+    model, price = teacher_model(cfg.teacher), prices(cfg.teacher)
+    sample_path, drafts_path = (
+        cfg.run.data_dir / "sample_train.jsonl",
+        cfg.run.data_dir / "student_drafts.jsonl",
+    )
+    out_path, ledger_path = (
+        cfg.run.data_dir / "teacher_outputs.jsonl",
+        cfg.run.data_dir / "teacher_cost.jsonl",
+    )
+    inputs = {"sample_train": sample_path, **({"drafts": drafts_path} if cfg.teacher.with_draft else {})}
+    with stage_run(cfg, "teacher", "03 teacher", cfg.run.data_dir, inputs) as run:
         examples = read_jsonl(sample_path, made_by="sample")
-        if cfg.with_draft:
+        if cfg.teacher.with_draft:
             examples = attach_drafts(examples, drafts_path)
-        if cfg.dry_run:
-            print_dry_run(teacher_jobs(cfg, task, examples), price, cfg.teacher_max_tokens)
+        if cfg.teacher.dry_run:
+            print_dry_run(teacher_jobs(cfg, task, examples), price, cfg.teacher.teacher_max_tokens)
             run.discard()
             return
-        teacher = make_teacher(cfg, task)  # a missing key stops here
+        teacher = make_teacher(cfg.teacher, task, cfg.run.random_seed)  # a missing key stops here
 
         sent_at, waiting = time.time(), []
         with JsonlAppender(out_path) as outputs:
@@ -224,7 +232,9 @@ def main() -> None:
             waiting += [row for row in outputs.rows.values() if needs_rationale(cfg, task, row)]
             outputs.retain(lambda row: not needs_rationale(cfg, task, row))
             if waiting and not budget.exhausted:
-                teacher = make_teacher(cfg, task)  # ask_teacher closed the first pass's client
+                teacher = make_teacher(
+                    cfg.teacher, task, cfg.run.random_seed
+                )  # ask_teacher closed the first pass's client
                 budget = rationalize(cfg, task, teacher, waiting, examples, outputs, ledger_path)
             for row in waiting:  # not rationalized (the budget ran out): kept, asked on the next run
                 if row["id"] not in outputs:
@@ -237,7 +247,7 @@ def main() -> None:
         print(f"wrote {shown(out_path)}, {shown(ledger_path)}")
     if budget.exhausted:
         raise BudgetReached(
-            f"MAX_COST_USD={cfg.max_cost_usd} reached (${budget.spent:.4f} spent); "
+            f"MAX_COST_USD={cfg.teacher.max_cost_usd} reached (${budget.spent:.4f} spent); "
             f"{len(rows)}/{len(examples)} questions kept; raise MAX_COST_USD and re-run to continue"
         )
 

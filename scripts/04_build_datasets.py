@@ -77,14 +77,14 @@ def apply_disagreement(cfg, examples: dict, reasons: dict, teacher: dict) -> tup
     reasoning with the gold answer, or keep stage 03's accepted STaR rationale (Zelikman et al.
     2022, arXiv:2203.14465)."""
     disputed = [examples[i] for i in examples if reasons[i] in ("wrong", "unparseable")]
-    policy = {"disagreement": cfg.disagreement, "disputed": len(disputed)}
-    if cfg.disagreement == "gold":
+    policy = {"disagreement": cfg.data.disagreement, "disputed": len(disputed)}
+    if cfg.data.disagreement == "gold":
         policy["gold_corrected"] = len(disputed)
         return [
             ex | {"steps": teacher_steps(teacher[ex["id"]]["text"]), "source": "gold_corrected"}
             for ex in disputed
         ], policy
-    if cfg.disagreement != "rationalize" or not disputed:
+    if cfg.data.disagreement != "rationalize" or not disputed:
         return [], policy
     missing = [ex["id"] for ex in disputed if "rationalization" not in teacher[ex["id"]]]
     if missing:
@@ -107,7 +107,7 @@ def apply_disagreement(cfg, examples: dict, reasons: dict, teacher: dict) -> tup
 def hold_out(cfg, task, kept: list[dict], rng) -> tuple[list[dict], list[dict]]:
     """Step 3: a stratified held-out split of the teacher data (HELDOUT_FRACTION), never trained on."""
     labels = [task.label(ex) for ex in kept]
-    n_heldout = round(cfg.heldout_fraction * len(kept))
+    n_heldout = round(cfg.data.heldout_fraction * len(kept))
     held_idx = set(stratified_indices(labels, n_heldout, rng)) if kept else set()
     heldout = [ex for i, ex in enumerate(kept) if i in held_idx]
     return [ex for i, ex in enumerate(kept) if i not in held_idx], heldout
@@ -117,13 +117,13 @@ def balance(cfg, task, train: list[dict], source_share: dict, rng) -> list[dict]
     """Step 4: for yes/no tasks, BALANCE the training set back to the sample's class ratio."""
     if task.answer_kind != "yesno":
         return train
-    return rebalance(train, [task.label(ex) for ex in train], source_share, cfg.balance, rng)
+    return rebalance(train, [task.label(ex) for ex in train], source_share, cfg.data.balance, rng)
 
 
 def data_report(cfg, task, sample, teacher, reasons, policy, kept, heldout, train) -> dict:
     teacher_reasons = Counter(reasons.values())
     return {
-        "task": cfg.task,
+        "task": cfg.run.task,
         "teacher": {r: teacher_reasons.get(r, 0) for r in REASONS}
         | {"quality_rate": round(teacher_reasons["ok"] / len(sample), 4)},
         "agreement": agreement_stats([teacher[q["id"]] for q in sample]),
@@ -136,7 +136,7 @@ def data_report(cfg, task, sample, teacher, reasons, policy, kept, heldout, trai
             "train": class_share([task.label(ex) for ex in train]),
             "train_counts": class_counts([task.label(ex) for ex in train]),
         },
-        "balance": cfg.balance,
+        "balance": cfg.data.balance,
         "refused": None,
     }
 
@@ -152,14 +152,14 @@ def refuse_if_unusable(cfg, report: dict, report_path, reasons: dict, n_train: i
 
     if not n_train:
         refuse(
-            f"no training examples survived DISAGREEMENT={cfg.disagreement} "
+            f"no training examples survived DISAGREEMENT={cfg.data.disagreement} "
             f"({dict(Counter(reasons.values()))}); check the teacher outputs or use DISAGREEMENT=rationalize"
         )
     majority, share = max(classes["train"].items(), key=lambda kv: kv[1]) if classes["train"] else ("", 0)
-    if share > MAX_MAJORITY and not cfg.allow_imbalance:
+    if share > MAX_MAJORITY and not cfg.data.allow_imbalance:
         refuse(
             f"the training set would be {share:.1%} '{majority}' (the sample is "
-            f"{classes['sample'].get(majority, 0):.1%}) after DISAGREEMENT={cfg.disagreement} "
+            f"{classes['sample'].get(majority, 0):.1%}) after DISAGREEMENT={cfg.data.disagreement} "
             f"removed {n_removed} questions; trained on a class-skewed set, Phase B learns to "
             f"answer the majority class. "
             f"Use BALANCE=upsample or DISAGREEMENT=rationalize, or ALLOW_IMBALANCE=1"
@@ -169,7 +169,7 @@ def refuse_if_unusable(cfg, report: dict, report_path, reasons: dict, n_train: i
 def build_records(cfg, task, train, heldout, dev_examples, drafts) -> tuple[dict[str, list[dict]], int]:
     """Step 5: Phase A records (answer only), Phase B records (reasoning), the teacher-over-draft
     preference pairs, and the ShareGPT exports."""
-    strategy = cfg.reasoning_strategy
+    strategy = cfg.data.reasoning_strategy
 
     def phase_a(ex):
         return sft_record(
@@ -234,11 +234,11 @@ def token_lengths(tokenizer, records: list[dict]) -> list[int]:
 
 def add_lengths(cfg, report: dict, out: dict, skipped: int) -> None:
     try:
-        tokenizer = load_tokenizer(cfg.model, cfg)
+        tokenizer = load_tokenizer(cfg.model.model_name, cfg.model)
     except (OSError, ValueError):
         tokenizer = None
     report["tokens"] = {
-        name: length_stats(token_lengths(tokenizer, out[name]), cfg.max_length)
+        name: length_stats(token_lengths(tokenizer, out[name]), cfg.train.max_length)
         for name in ("train_phaseA", "train_phaseB")
     }
     report["tokens"]["counted_with"] = "student tokenizer" if tokenizer else "characters / 4"
@@ -267,33 +267,33 @@ def print_report(cfg, task, report: dict, out: dict, n_sample: int) -> None:
     if task.answer_kind == "yesno":
         print(
             f"classes: sample {classes['sample']}, kept {classes['kept']}, "
-            f"train {classes['train']} (BALANCE={cfg.balance})"
+            f"train {classes['train']} (BALANCE={cfg.data.balance})"
         )
     for name in ("train_phaseA", "train_phaseB"):
         s = report["tokens"][name]
         print(
             f"tokens {name:<15} mean {s['mean']}, p95 {s['p95']}, max {s['max']}, "
-            f"over MAX_LENGTH={cfg.max_length}: {s['over_max_length']}"
+            f"over MAX_LENGTH={cfg.train.max_length}: {s['over_max_length']}"
         )
     print("wrote " + ", ".join(f"{n} ({len(r)})" for n, r in out.items()))
 
 
 def main() -> None:
     cfg, _ = load_config()
-    task = get_task(cfg.task)
-    d = cfg.data_dir
+    task = get_task(cfg.run.task)
+    d = cfg.run.data_dir
     paths = {name: d / f"{name}.jsonl" for name in INPUTS}
     with stage_run(cfg, "datasets", "04 build datasets", d, paths) as run:
         sample, dev, drafts, teacher = read_inputs(cfg, paths)
 
         def with_draft(q: dict) -> dict:
-            return q | {"draft": drafts[q["id"]]["draft"] if cfg.with_draft else None}
+            return q | {"draft": drafts[q["id"]]["draft"] if cfg.teacher.with_draft else None}
 
         examples = {q["id"]: with_draft(q) for q in sample}
         reasons, kept = validate(task, examples, teacher)
         rescued, policy = apply_disagreement(cfg, examples, reasons, teacher)
         kept += rescued
-        rng = random.Random(cfg.random_seed)
+        rng = random.Random(cfg.run.random_seed)
         train, heldout = hold_out(cfg, task, kept, rng)
         train = balance(cfg, task, train, class_share([task.label(q) for q in sample]), rng)
 

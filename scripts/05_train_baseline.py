@@ -14,10 +14,10 @@ from common.train.sft import run_sft
 
 def main() -> None:
     cfg, _ = load_config()
-    out_dir = cfg.checkpoint_dir / "phaseA"
+    out_dir = cfg.run.checkpoint_dir / "phaseA"
     with stage_run(cfg, "train", "05 Phase A (answer-only SFT)", out_dir, manifest=False):
-        train = require_rows(cfg.data_dir / "train_phaseA.jsonl", made_by="datasets")
-        dev = require_rows(cfg.data_dir / "dev_phaseA.jsonl", made_by="datasets")
+        train = require_rows(cfg.run.data_dir / "train_phaseA.jsonl", made_by="datasets")
+        dev = require_rows(cfg.run.data_dir / "dev_phaseA.jsonl", made_by="datasets")
         run_sft(cfg, "phaseA", train, dev, out_dir)  # writes train.manifest.json with the metrics
 
 

@@ -14,11 +14,11 @@ from common.train.sft import run_sft
 
 def main() -> None:
     cfg, _ = load_config()
-    out_dir = cfg.checkpoint_dir / "phaseB"
+    out_dir = cfg.run.checkpoint_dir / "phaseB"
     with stage_run(cfg, "train", "06 Phase B (chain-of-thought SFT)", out_dir, manifest=False):
-        train = require_rows(cfg.data_dir / "train_phaseB.jsonl", made_by="datasets")
-        dev = require_rows(cfg.data_dir / "dev_phaseB.jsonl", made_by="datasets")
-        phase_a = require_checkpoint(cfg.checkpoint_dir / "phaseA", made_by="phaseA")
+        train = require_rows(cfg.run.data_dir / "train_phaseB.jsonl", made_by="datasets")
+        dev = require_rows(cfg.run.data_dir / "dev_phaseB.jsonl", made_by="datasets")
+        phase_a = require_checkpoint(cfg.run.checkpoint_dir / "phaseA", made_by="phaseA")
         # writes train.manifest.json with the metrics
         run_sft(cfg, "phaseB", train, dev, out_dir, init_checkpoint=phase_a)
 

@@ -52,8 +52,8 @@ class Sampler:
 
 def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_index: int) -> list[dict]:
     """Sample, probe, judge and score one chunk of questions; return their rollout rows."""
-    cfg, K = sampler.cfg, sampler.cfg.rollouts_per_question
-    picks = bandit.choose_batch(K * len(chunk), random.Random(f"{cfg.random_seed}:{chunk_index}"))
+    cfg, K = sampler.cfg, sampler.cfg.rollout.rollouts_per_question
+    picks = bandit.choose_batch(K * len(chunk), random.Random(f"{cfg.run.random_seed}:{chunk_index}"))
     arms_of = {q["id"]: [sampler.arms[picks[qi * K + k]] for k in range(K)] for qi, q in enumerate(chunk)}
     messages = {
         (q["id"], s): sampler.task.build_messages(q["question"], s, sampler.drafts.get(q["id"]))
@@ -61,7 +61,7 @@ def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_ind
         for s, _ in sampler.arms
     }
     texts = sample_trajectories(sampler, chunk, arms_of, messages, chunk_index)
-    probes = probe_answers(sampler, chunk, arms_of) if cfg.counterfactual else {}
+    probes = probe_answers(sampler, chunk, arms_of) if cfg.rollout.counterfactual else {}
     rows = [
         (q, [trajectory(sampler.task, q, k, *arms_of[q["id"]][k], texts[(q["id"], k)]) for k in range(K)])
         for q in chunk
@@ -70,7 +70,7 @@ def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_ind
         [(q["question"], t["text"]) for q, ts in rows for t in ts],
         [f"{q['id']}-{t['k']}" for q, ts in rows for t in ts],
     )
-    weights = Weights.from_config(cfg)
+    weights = Weights.from_config(cfg.rollout)
     out = []
     for i, (q, trajectories) in enumerate(rows):
         strategies = sorted({t["strategy"] for t in trajectories})
@@ -83,7 +83,7 @@ def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_ind
                 "id": q["id"],
                 "question": q["question"],
                 "gold": q["answer"],
-                "policy": cfg.policy,
+                "policy": cfg.rollout.policy,
                 "prompts": {s: messages[(q["id"], s)] for s in strategies},
                 "probes": probes_of,
                 "trajectories": scored,
@@ -103,8 +103,8 @@ def sample_trajectories(sampler: Sampler, chunk, arms_of, messages, chunk_index)
             sampler.model,
             sampler.tokenizer,
             prompts,
-            cfg.rollout_max_new_tokens,
-            batch_size=cfg.gen_batch_size,
+            cfg.rollout.rollout_max_new_tokens,
+            batch_size=cfg.generation.gen_batch_size,
             temperature=temperature,
             seed=hash_seed(cfg, chunk_index, temperature),
             desc=f"rollouts T={temperature:g}",
@@ -124,8 +124,8 @@ def probe_answers(sampler: Sampler, chunk, arms_of) -> dict[tuple[str, str], dic
         sampler.model,
         sampler.tokenizer,
         [render_prompt(sampler.tokenizer, m) for *_, m in probes],
-        sampler.cfg.rollout_max_new_tokens,
-        batch_size=sampler.cfg.gen_batch_size,
+        sampler.cfg.rollout.rollout_max_new_tokens,
+        batch_size=sampler.cfg.generation.gen_batch_size,
         desc="probes",
     )
     answers: dict[tuple[str, str], dict] = {}
@@ -155,14 +155,14 @@ def arm_name(strategy: str, temperature: float) -> str:
 
 
 def hash_seed(cfg, chunk_index: int, temperature: float) -> int:
-    return random.Random(f"{cfg.random_seed}:{chunk_index}:{temperature}").randrange(2**31)
+    return random.Random(f"{cfg.run.random_seed}:{chunk_index}:{temperature}").randrange(2**31)
 
 
 def make_judge(cfg, task, model, tokenizer, out_dir):
     """judge(items, keys) -> one judgement text per item, or None where nothing judged it."""
-    if cfg.self_reward_judge == "policy":
+    if cfg.rollout.self_reward_judge == "policy":
         return lambda items, keys: judge_with_policy(cfg, model, tokenizer, items)
-    if cfg.self_reward_judge == "teacher":
+    if cfg.rollout.self_reward_judge == "teacher":
         ledger = out_dir / "judge_cost.jsonl"
         return lambda items, keys: judge_with_teacher(cfg, task, items, keys, ledger)
     return lambda items, keys: [None] * len(items)
@@ -170,17 +170,19 @@ def make_judge(cfg, task, model, tokenizer, out_dir):
 
 def make_arms(cfg) -> tuple[list[tuple[str, float]], Bandit]:
     arms = [
-        (s, t) for s in split_list(cfg.rollout_strategies) for t in float_list(cfg, "rollout_temperatures")
+        (s, t)
+        for s in split_list(cfg.rollout.rollout_strategies)
+        for t in float_list(cfg.rollout.rollout_temperatures)
     ]
-    return arms, Bandit([arm_name(s, t) for s, t in arms], cfg.bandit)
+    return arms, Bandit([arm_name(s, t) for s, t in arms], cfg.rollout.bandit)
 
 
 def check_policy(store: JsonlAppender, cfg) -> None:
-    made_by = {r["policy"] for r in store.rows.values()} - {cfg.policy}
+    made_by = {r["policy"] for r in store.rows.values()} - {cfg.rollout.policy}
     if made_by:
         raise DataError(
             f"{shown(store.path)} holds rollouts of POLICY={made_by.pop()}, not "
-            f"{cfg.policy}; move it away or set ROLLOUT_SUBDIR"
+            f"{cfg.rollout.policy}; move it away or set ROLLOUT_SUBDIR"
         )
 
 
@@ -188,13 +190,16 @@ def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[di
     """Every question's rollout row, appended chunk by chunk (a killed run resumes), and the bandit."""
     arms, bandit = make_arms(cfg)
     arm_index = {name: i for i, name in enumerate(bandit.arms)}
-    chunks = [questions[i : i + cfg.rollout_chunk] for i in range(0, len(questions), cfg.rollout_chunk)]
+    chunks = [
+        questions[i : i + cfg.rollout.rollout_chunk]
+        for i in range(0, len(questions), cfg.rollout.rollout_chunk)
+    ]
     with JsonlAppender(out_dir / "rollouts.jsonl") as store:
         check_policy(store, cfg)
         done = sum(q["id"] in store for q in questions)
         print(
             f"rollouts: {done} of {len(questions)} questions already done; K="
-            f"{cfg.rollouts_per_question} over {len(arms)} arms ({cfg.bandit})"
+            f"{cfg.rollout.rollouts_per_question} over {len(arms)} arms ({cfg.rollout.bandit})"
         )
         # The bandit's state is replayed from the saved rows, so a resumed run picks the same arms.
         for q in questions:
@@ -202,7 +207,7 @@ def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[di
                 if t["arm"] in arm_index:
                     bandit.update(arm_index[t["arm"]], t["bandit_reward"])
         if done < len(questions):
-            model, tokenizer = load_model(policy.path, cfg, made_by=PHASES.get(cfg.policy, "phaseB"))
+            model, tokenizer = load_model(policy.path, cfg, made_by=PHASES.get(cfg.rollout.policy, "phaseB"))
             judge = make_judge(cfg, task, model, tokenizer, out_dir)
             sampler = Sampler(cfg, task, model, tokenizer, drafts, arms, judge)
             for index, chunk in enumerate(chunks):
@@ -221,18 +226,20 @@ def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[di
 
 def make_pairs(cfg, rows: list[dict], run: StageRun) -> tuple[list[dict], list]:
     """Preference pairs: correctness first, or SPIN against the Phase B targets."""
-    if cfg.pair_mode == "spin":
-        run.input("train_phaseB", cfg.data_dir / "train_phaseB.jsonl")
-        targets = {r["id"]: r for r in read_jsonl(cfg.data_dir / "train_phaseB.jsonl", made_by="datasets")}
-        pairs = [p for r in rows for p in spin_pairs(r, targets.get(r["id"]), cfg.pairs_per_question)]
+    if cfg.rollout.pair_mode == "spin":
+        run.input("train_phaseB", cfg.run.data_dir / "train_phaseB.jsonl")
+        targets = {
+            r["id"]: r for r in read_jsonl(cfg.run.data_dir / "train_phaseB.jsonl", made_by="datasets")
+        }
+        pairs = [p for r in rows for p in spin_pairs(r, targets.get(r["id"]), cfg.rollout.pairs_per_question)]
         return pairs, [outcome_counts(r) for r in rows]
     made = [
         correctness_first_pairs(
             r,
-            cfg.pairs_per_question,
-            cfg.coherence_margin,
-            cfg.random_seed,
-            cfg.rejected_cut == "first_error",
+            cfg.rollout.pairs_per_question,
+            cfg.rollout.coherence_margin,
+            cfg.run.random_seed,
+            cfg.rollout.rejected_cut == "first_error",
         )
         for r in rows
     ]
@@ -254,18 +261,18 @@ def write_outputs(out_dir, rows, pairs, counts, bandit) -> tuple[dict, list]:
 
 def main() -> None:
     cfg, _ = load_config()
-    task = get_task(cfg.task)
-    with stage_run(cfg, "rollouts", "07 rollouts", cfg.rollout_dir) as run:
+    task = get_task(cfg.run.task)
+    with stage_run(cfg, "rollouts", "07 rollouts", cfg.run.rollout_dir) as run:
         check_judge(cfg)
-        policy = resolve_checkpoint(cfg, cfg.policy)
-        questions = read_jsonl(cfg.data_dir / "sample_train.jsonl", made_by="sample")
-        questions = questions[: cfg.rollout_questions] if cfg.rollout_questions else questions
-        run.inputs |= {"sample_train": cfg.data_dir / "sample_train.jsonl", "policy": policy.path}
+        policy = resolve_checkpoint(cfg, cfg.rollout.policy)
+        questions = read_jsonl(cfg.run.data_dir / "sample_train.jsonl", made_by="sample")
+        questions = questions[: cfg.rollout.rollout_questions] if cfg.rollout.rollout_questions else questions
+        run.inputs |= {"sample_train": cfg.run.data_dir / "sample_train.jsonl", "policy": policy.path}
         drafts = {}
         if policy.with_draft:
-            run.input("student_drafts", cfg.data_dir / "student_drafts.jsonl")
+            run.input("student_drafts", cfg.run.data_dir / "student_drafts.jsonl")
             drafts = read_draft_texts(cfg)
-        out_dir = cfg.rollout_dir
+        out_dir = cfg.run.rollout_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         rows, bandit = run_rollouts(cfg, task, policy, questions, drafts, out_dir)
         pairs, counts = make_pairs(cfg, rows, run)

@@ -1,6 +1,6 @@
 """Stage 08, Phase C: DPO from the POLICY adapter (Phase B by default), which is also the frozen
 reference, on preference pairs, with the losses of src/common/train/losses.py (DPO_LOSS) and,
-optionally, a four-epoch beta schedule (DPO_SCHEDULE): a small-beta warm-up epoch, two epochs of
+optionally, a four-epoch staged beta schedule (DPO_SCHEDULE=staged): a small-beta warm-up epoch, two epochs of
 centered rewards, and a last epoch that leaves out the pairs the reference finds noisiest
 (NOISY_FRACTION; a filter in the spirit of Dr. DPO, Wu et al. 2024).
 
@@ -18,6 +18,7 @@ from common.stage import stage_run
 from common.train.dpo import (
     LooperDPOTrainer,
     attach_reference_logps,
+    dpo_config,
     noisy_threshold,
     reference_cache_path,
 )
@@ -32,15 +33,15 @@ from common.train.setup import (
     trainer_args,
 )
 
-SCHEDULE_EPOCHS = 4
+STAGED_SCHEDULE_EPOCHS = 4
 
 
 def pair_files(cfg) -> list:
-    prefs, pairs = cfg.rollout_dir / "preferences.jsonl", cfg.data_dir / "pairs.jsonl"
-    if cfg.dpo_data == "auto":
+    prefs, pairs = cfg.run.rollout_dir / "preferences.jsonl", cfg.run.data_dir / "pairs.jsonl"
+    if cfg.dpo.dpo_data == "auto":
         chosen = [prefs] if prefs.is_file() else [pairs]
     else:
-        chosen = {"preferences": [prefs], "pairs": [pairs], "both": [prefs, pairs]}[cfg.dpo_data]
+        chosen = {"preferences": [prefs], "pairs": [pairs], "both": [prefs, pairs]}[cfg.dpo.dpo_data]
     made_by = {prefs: "rollouts", pairs: "datasets"}
     return [require_rows(p, made_by=made_by[p]) for p in chosen]
 
@@ -60,13 +61,13 @@ def split_pairs(cfg, files: list):
     """All pair files, shuffled, and a tenth (at least one pair) kept for dev loss."""
     from datasets import concatenate_datasets
 
-    pairs = concatenate_datasets([load_pairs(f) for f in files]).shuffle(seed=cfg.random_seed)
+    pairs = concatenate_datasets([load_pairs(f) for f in files]).shuffle(seed=cfg.run.random_seed)
     if len(pairs) < 2:
         raise DataError(f"{', '.join(shown(f) for f in files)}: {len(pairs)} pairs; DPO needs at least 2")
-    split = pairs.train_test_split(test_size=max(1, len(pairs) // 10), seed=cfg.random_seed)
+    split = pairs.train_test_split(test_size=max(1, len(pairs) // 10), seed=cfg.run.random_seed)
     print(
         f"phaseC: {len(split['train'])} train / {len(split['test'])} dev pairs from "
-        f"{', '.join(shown(f) for f in files)}; loss {cfg.dpo_loss}, schedule {cfg.dpo_schedule}"
+        f"{', '.join(shown(f) for f in files)}; loss {cfg.dpo.dpo_loss}, schedule {cfg.dpo.dpo_schedule}"
     )
     return split
 
@@ -74,48 +75,45 @@ def split_pairs(cfg, files: list):
 def make_trainer(cfg, split, phase_b: Path, files: list, out_dir: Path):
     """The DPO trainer from the POLICY checkpoint, with the reference log-probs cached beside it."""
     from transformers import EarlyStoppingCallback
-    from trl import DPOConfig
 
-    scheduled = cfg.dpo_schedule == "seed"
-    epochs = SCHEDULE_EPOCHS if scheduled else cfg.dpo_epochs
-    args = trainer_args(cfg, out_dir, len(split["train"]), cfg.dpo_learning_rate, epochs)
+    staged = cfg.dpo.dpo_schedule == "staged"
+    epochs = STAGED_SCHEDULE_EPOCHS if staged else cfg.dpo.dpo_epochs
+    args = trainer_args(cfg, out_dir, len(split["train"]), cfg.dpo.dpo_learning_rate, epochs)
     # The schedule changes the loss between epochs, so dev losses across epochs don't compare.
-    args["load_best_model_at_end"] = not scheduled
-    model, tokenizer = load_student(cfg, init_checkpoint=phase_b)
+    args["load_best_model_at_end"] = not staged
+    model, tokenizer = load_student(cfg.model, phase_b, cfg.train.gradient_checkpointing)
     trainer = LooperDPOTrainer(
         model=model,
-        args=DPOConfig(
-            **args, beta=cfg.dpo_beta, precompute_ref_log_probs=False, remove_unused_columns=False
-        ),
+        args=dpo_config(args, cfg.dpo),
         train_dataset=split["train"],
         eval_dataset=split["test"],
         processing_class=tokenizer,
-        callbacks=[] if scheduled else [EarlyStoppingCallback(cfg.early_stopping_patience)],
-        looper_cfg=cfg,
+        callbacks=[] if staged else [EarlyStoppingCallback(cfg.train.early_stopping_patience)],
+        dpo=cfg.dpo,
     )
-    cache = reference_cache_path(cfg, phase_b, files, cfg.checkpoint_dir / "ref_logps")
+    cache = reference_cache_path(cfg, phase_b, files, cfg.run.checkpoint_dir / "ref_logps")
     attach_reference_logps(trainer, cache)
     # FINETUNE=full: TRL loaded a frozen copy of the policy as the reference; its log-probs now
     # ride in every batch, so the copy is not needed again.
     trainer.ref_model = None
-    if scheduled:
-        trainer.noisy_above = noisy_threshold(trainer.train_dataset, cfg.noisy_fraction)
+    if staged:
+        trainer.noisy_above = noisy_threshold(trainer.train_dataset, cfg.dpo.noisy_fraction)
     return trainer
 
 
 def main() -> None:
     cfg, _ = load_config()
-    out_dir = cfg.checkpoint_dir / cfg.dpo_output
+    out_dir = cfg.run.checkpoint_dir / cfg.dpo.dpo_output
     with stage_run(cfg, "train", "08 Phase C (DPO)", out_dir, manifest=False) as run:
-        policy = resolve_checkpoint(cfg, cfg.policy)  # a missing phase names the target that makes it
+        policy = resolve_checkpoint(cfg, cfg.rollout.policy)  # a missing phase names the target that makes it
         phase_b = require_checkpoint(Path(policy.path), made_by="phaseB")
         files = pair_files(cfg)
         data = {f.stem: f for f in files}
-        if already_done(cfg, out_dir, data | {"init_checkpoint": phase_b}):
+        if already_done(cfg.train, out_dir, data | {"init_checkpoint": phase_b}):
             return
         trainer = make_trainer(cfg, split_pairs(cfg, files), phase_b, files, out_dir)
         with oom_hint(cfg, "phaseC"):
-            trainer.train(resume_from_checkpoint=resume_from(cfg, out_dir))
+            trainer.train(resume_from_checkpoint=resume_from(cfg.train, out_dir))
         finish(trainer, cfg, "phaseC", out_dir, data, phase_b, run.started)
 
 

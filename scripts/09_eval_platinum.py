@@ -36,15 +36,15 @@ def parse_args():
 
 
 def load_test(cfg) -> list[dict]:
-    test = read_jsonl(cfg.data_dir / "test.jsonl", made_by="sample")
-    return test[: cfg.eval_samples] if cfg.eval_samples else test
+    test = read_jsonl(cfg.run.data_dir / "test.jsonl", made_by="sample")
+    return test[: cfg.eval.eval_samples] if cfg.eval.eval_samples else test
 
 
 def drafts_for_test(cfg, task, test, checkpoints) -> dict | None:
     """The base student's drafts of the test questions, as in training, when a checkpoint needs them."""
     if not any(c.with_draft for c in checkpoints):
         return None
-    rows = write_drafts(cfg, task, test, cfg.data_dir / "test_drafts.jsonl", cfg.model)
+    rows = write_drafts(cfg, task, test, cfg.run.data_dir / "test_drafts.jsonl", cfg.model.model_name)
     return {i: r["draft"] for i, r in rows.items()}
 
 
@@ -60,7 +60,7 @@ def evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary) -> dict[s
             model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
             use = drafts if ckpt.with_draft else None
             rows = answer_questions(cfg, model, tokenizer, task, test, ckpt, use, desc=ckpt.name)
-        write_jsonl(eval_path(cfg.output_dir, ckpt.name), rows)
+        write_jsonl(eval_path(cfg.run.output_dir, ckpt.name), rows)
         results[ckpt.name] = rows
         s = summary["checkpoints"][ckpt.name] = summarize(task, rows) | {
             "strategy": ckpt.strategy,
@@ -71,7 +71,7 @@ def evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary) -> dict[s
             f"{ckpt.name}: {s['accuracy']:.1%} (95% CI {s['ci95'][0]:.1%}–{s['ci95'][1]:.1%}), "
             f"parse failures {s['parse_failure_rate']:.1%}, truncated {s['truncation_rate']:.1%}"
         )
-        if ckpt is last and cfg.eval_ablations and ckpt.with_draft and len(checkpoints) > 1:
+        if ckpt is last and cfg.eval.eval_ablations and ckpt.with_draft and len(checkpoints) > 1:
             if model is None:
                 model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
             summary["ablations"] = draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, rows)
@@ -99,25 +99,25 @@ def ablations_note(last) -> dict:
 
 def main() -> None:
     cfg, args = parse_args()
-    task = get_task(cfg.task)
+    task = get_task(cfg.run.task)
     if args.grade_only:
         grade_only(cfg, task, args.grade_only, args.out or args.grade_only.replace(".jsonl", "_graded.jsonl"))
         return
     if args.report_only:
         print(f"report: {shown(build_report(cfg))}")
         return
-    test_path, out = cfg.data_dir / "test.jsonl", cfg.output_dir
+    test_path, out = cfg.run.data_dir / "test.jsonl", cfg.run.output_dir
     with stage_run(cfg, "eval", "09 evaluation", out, {"test": test_path}) as run:
         test = load_test(cfg)
-        specs = [s.strip() for s in cfg.eval_checkpoints.split(",") if s.strip()] or available_checkpoints(
-            cfg
-        )
+        specs = [
+            s.strip() for s in cfg.eval.eval_checkpoints.split(",") if s.strip()
+        ] or available_checkpoints(cfg)
         checkpoints = [resolve_checkpoint(cfg, spec) for spec in specs]  # a missing one stops here
         run.inputs |= {c.name: c.path for c in checkpoints}
         print(f"evaluating {', '.join(c.name for c in checkpoints)} on {len(test)} test questions")
         drafts = drafts_for_test(cfg, task, test, checkpoints)
         summary = {
-            "task": cfg.task,
+            "task": cfg.run.task,
             "n_questions": len(test),
             "test_source": shown(test_path),
             "checkpoints": {},
@@ -130,7 +130,7 @@ def main() -> None:
         report = build_report(cfg)
         run.outputs(*[eval_path(out, n) for n in results], out / "summary.json", report)
     print(f"\nreport: {shown(report)}")
-    print("\n".join(executive_table(cfg, summary)))  # the headline table, from the summary itself
+    print("\n".join(executive_table(cfg.eval, summary)))  # the headline table, from the summary itself
 
 
 if __name__ == "__main__":

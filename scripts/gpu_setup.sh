@@ -28,9 +28,9 @@ PY
 .venv/bin/python - <<'PY'
 from common.config import load_config
 cfg = load_config([])[0]
-if cfg.hf_token:
+if cfg.model.hf_token:
     from huggingface_hub import login
-    login(token=cfg.hf_token, add_to_git_credential=False)
+    login(token=cfg.model.hf_token, add_to_git_credential=False)
     print("logged in to the Hugging Face hub with HF_TOKEN")
 else:
     print("no HF_TOKEN set: public models only")

@@ -75,12 +75,12 @@ def run_round(cfg, n: int, policy: str, losses: list[str], launch: list[str], ac
             DPO_OUTPUT=out,
         )
         candidates[loss] = {
-            "checkpoint": str(cfg.checkpoint_dir / out),
+            "checkpoint": str(cfg.run.checkpoint_dir / out),
             "spec": out,
-            "dev_accuracy": accuracy(str(cfg.checkpoint_dir / out)),
+            "dev_accuracy": accuracy(str(cfg.run.checkpoint_dir / out)),
         }
     loss = max(candidates, key=lambda k: candidates[k]["dev_accuracy"])
-    report = read_json_if(cfg.data_dir / subdir / "rollout_report.json")
+    report = read_json_if(cfg.run.data_dir / subdir / "rollout_report.json")
     print(
         f"loop: round {n}: "
         + ", ".join(f"{k} {v['dev_accuracy']:.1%}" for k, v in candidates.items())
@@ -101,7 +101,7 @@ def run_rounds(cfg, start: dict, losses, launch, accuracy, state_path, known) ->
     """Up to ITERATIONS rounds, each from the previous round's choice; stop after LOOP_PATIENCE
     rounds without a dev gain. Returns every round and the best one (None when none ran)."""
     rounds, best, best_accuracy, stale, policy = [start], None, start["dev_accuracy"], 0, start["policy"]
-    for n in range(1, cfg.iterations + 1):
+    for n in range(1, cfg.rollout.iterations + 1):
         chosen = run_round(cfg, n, policy, losses, launch, accuracy)
         rounds.append(chosen)
         if best is None or chosen["dev_accuracy"] > best["dev_accuracy"]:
@@ -111,8 +111,10 @@ def run_rounds(cfg, start: dict, losses, launch, accuracy, state_path, known) ->
         best_accuracy = max(best_accuracy, chosen["dev_accuracy"])
         write_state(state_path, rounds, best, known)
         policy = chosen["checkpoint"]
-        if stale >= cfg.loop_patience and n < cfg.iterations:
-            print(f"loop: no dev gain for {stale} round(s); stopping (LOOP_PATIENCE={cfg.loop_patience})")
+        if stale >= cfg.rollout.loop_patience and n < cfg.rollout.iterations:
+            print(
+                f"loop: no dev gain for {stale} round(s); stopping (LOOP_PATIENCE={cfg.rollout.loop_patience})"
+            )
             break
     return rounds, best
 
@@ -120,9 +122,9 @@ def run_rounds(cfg, start: dict, losses, launch, accuracy, state_path, known) ->
 def keep_as_phase_c(cfg, best: dict, start: dict) -> Path:
     """Copy the best round (or the starting policy, when no round beat it on dev) to phaseC, with
     selection.json saying where it came from; a previous phaseC is moved aside, not deleted."""
-    phase_c = cfg.checkpoint_dir / "phaseC"
+    phase_c = cfg.run.checkpoint_dir / "phaseC"
     if phase_c.exists():  # keep what was there: a `make phaseC` result is not thrown away
-        aside = cfg.checkpoint_dir / "phaseC.before-loop"
+        aside = cfg.run.checkpoint_dir / "phaseC.before-loop"
         shutil.rmtree(aside, ignore_errors=True)
         phase_c.rename(aside)
         print(f"loop: moved the previous {shown(phase_c)} to {shown(aside)}")
@@ -141,10 +143,10 @@ def keep_as_phase_c(cfg, best: dict, start: dict) -> Path:
 
 def main() -> None:
     cfg, _ = load_config()
-    loop_dir, dev_path = cfg.checkpoint_dir / "loop", cfg.data_dir / "dev.jsonl"
+    loop_dir, dev_path = cfg.run.checkpoint_dir / "loop", cfg.run.data_dir / "dev.jsonl"
     with stage_run(cfg, "loop", "loop", loop_dir, {"dev": dev_path}) as run:
-        task = get_task(cfg.task)
-        losses = split_list(cfg.loop_losses) or [cfg.dpo_loss]
+        task = get_task(cfg.run.task)
+        losses = split_list(cfg.rollout.loop_losses) or [cfg.dpo.dpo_loss]
         launch = shlex.split(os.environ.get("LOOPER_LAUNCH", "")) or [sys.executable]
         dev = read_jsonl(dev_path, made_by="sample")
         if not dev:
@@ -153,7 +155,7 @@ def main() -> None:
         loop_dir.mkdir(parents=True, exist_ok=True)
         state_path = loop_dir / "loop.json"
         known = {}  # checkpoint -> dev accuracy, kept from a killed run (RESUME=0 forgets them)
-        if state_path.is_file() and cfg.resume:
+        if state_path.is_file() and cfg.train.resume:
             known = json.loads(state_path.read_text()).get("dev_accuracy", {})
 
         def accuracy(spec: str) -> float:
@@ -161,20 +163,20 @@ def main() -> None:
                 known[spec] = dev_accuracy(cfg, task, spec, dev, drafts)
             return known[spec]
 
-        start = {"round": 0, "policy": cfg.policy, "dev_accuracy": accuracy(cfg.policy)}
+        start = {"round": 0, "policy": cfg.rollout.policy, "dev_accuracy": accuracy(cfg.rollout.policy)}
         print(
-            f"loop: start from {cfg.policy}, dev accuracy {start['dev_accuracy']:.1%}; up to "
-            f"{cfg.iterations} rounds, losses {', '.join(losses)}"
+            f"loop: start from {cfg.rollout.policy}, dev accuracy {start['dev_accuracy']:.1%}; up to "
+            f"{cfg.rollout.iterations} rounds, losses {', '.join(losses)}"
         )
         rounds, best = run_rounds(cfg, start, losses, launch, accuracy, state_path, known)
         if best["dev_accuracy"] <= start["dev_accuracy"]:
             # No round beat the starting policy on dev: Phase C keeps it rather than a worse model.
             best = start | {
-                "checkpoint": resolve_checkpoint(cfg, cfg.policy).path,
-                "spec": cfg.policy,
+                "checkpoint": resolve_checkpoint(cfg, cfg.rollout.policy).path,
+                "spec": cfg.rollout.policy,
                 "loss": None,
             }
-            print(f"loop: no round beat {cfg.policy} on dev; phaseC keeps {cfg.policy}")
+            print(f"loop: no round beat {cfg.rollout.policy} on dev; phaseC keeps {cfg.rollout.policy}")
         phase_c = keep_as_phase_c(cfg, best, start)
         plot_loop(rounds, loop_dir / "loop.png")
         write_state(state_path, rounds, best, known)

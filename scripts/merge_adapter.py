@@ -25,7 +25,7 @@ def main() -> None:
     cfg, args = load_config(parser=parser)
     print_config(cfg, f"merge {args.phase}")
     made_by = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "phaseC"}[args.phase]
-    adapter = require_checkpoint(cfg.checkpoint_dir / args.phase, made_by=made_by)
+    adapter = require_checkpoint(cfg.run.checkpoint_dir / args.phase, made_by=made_by)
     if not is_adapter(adapter):
         raise ConfigError(
             f"{shown(adapter)} holds full weights (FINETUNE=full), not an adapter: "
@@ -33,12 +33,12 @@ def main() -> None:
         )
     base = adapter_base(adapter)
     model = AutoModelForCausalLM.from_pretrained(
-        base, dtype=getattr(torch, cfg.compute_dtype), token=cfg.hf_token or None
+        base, dtype=getattr(torch, cfg.model.compute_dtype), token=cfg.model.hf_token or None
     )
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    out = cfg.checkpoint_dir / f"merged-{args.phase}"
+    out = cfg.run.checkpoint_dir / f"merged-{args.phase}"
     merged.save_pretrained(out)
-    load_tokenizer(str(adapter), cfg).save_pretrained(out)
+    load_tokenizer(str(adapter), cfg.model).save_pretrained(out)
     files = [p for p in out.iterdir() if p.is_file()]
     write_manifest(out, "merge", cfg, {"adapter": adapter}, files, {"base_model": base}, started)
     print(f"merged {shown(adapter)} into {base} -> {shown(out)}")

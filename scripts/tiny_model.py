@@ -19,18 +19,18 @@ def main() -> None:
         parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
     parser.add_argument("--force", action="store_true", help="rebuild an existing model")
     cfg, args = load_config(parser=parser)
-    out = Path(args.out) if args.out else cfg.base_dir / TINY_MODEL_DIR
+    out = Path(args.out) if args.out else cfg.run.base_dir / TINY_MODEL_DIR
     if (out / "model.safetensors").is_file() and not args.force:
         print(f"tiny model: {shown(out)} exists (--force rebuilds it)")
         return
     started = time.time()
     student = {name: getattr(args, name) for name in STUDENT}
-    build_tiny_model(out, pretrain_steps=cfg.tiny_pretrain_steps, **student)
+    build_tiny_model(out, pretrain_steps=cfg.run.tiny_pretrain_steps, **student)
     from transformers import AutoModelForCausalLM
 
     params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(out).parameters())
     print(
-        f"tiny model: {params / 1e6:.2f}M parameters, pretrained {cfg.tiny_pretrain_steps} steps "
+        f"tiny model: {params / 1e6:.2f}M parameters, pretrained {cfg.run.tiny_pretrain_steps} steps "
         f"-> {shown(out)} ({time.time() - started:.1f}s)"
     )
 

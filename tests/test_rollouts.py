@@ -26,7 +26,7 @@ W = Weights(
     beta=0.5,
     length_penalty=0.001,
     coherence=(0.4, 0.4, 0.2),
-    celr=(0.6, 0.2, 0.2),
+    composite=(0.6, 0.2, 0.2),
     max_new_tokens=100,
 )
 
@@ -65,13 +65,13 @@ def test_scores_on_hand_built_trajectories():
     assert out[3]["reward"] == pytest.approx(-0.08)
     assert [t["self_reward"] for t in out] == [0.8, 1.0, None, None]
     assert [t["judge_status"] for t in out] == ["ok", "ok", "unparseable", "not_judged"]
-    assert out[0]["celr"] == {
+    assert out[0]["composite"] == {
         "success": 1.0,
         "efficiency": 1.0,
         "cost": 0.8,
         "total": round(0.6 + 0.2 + 0.2 * 0.8, 4),
     }
-    assert out[1]["celr"]["efficiency"] == 0.5  # one sample came before it
+    assert out[1]["composite"]["efficiency"] == 0.5  # one sample came before it
     assert min(t["bandit_reward"] for t in out) >= 0 and max(t["bandit_reward"] for t in out) <= 1
 
 
@@ -240,7 +240,7 @@ SCORES0 = {
     "length": 5,
     "self_reward": None,
     "judge_status": "not_judged",
-    "celr": {"total": 0.5},
+    "composite": {"total": 0.5},
 }
 
 
@@ -297,7 +297,7 @@ def test_rollouts_write_scores_pairs_and_a_report_that_dpo_trains_on(policy_dir)
         "length",
         "self_reward",
         "reward",
-        "celr",
+        "composite",
         "judge_status",
         "arm",
     ):

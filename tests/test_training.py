@@ -81,7 +81,7 @@ def test_a_cut_rejected_answer_is_trained_without_the_turn_end(tiny_model_dir, t
     from common.train.dpo import LooperDPOTrainer, turn_end_ids
 
     cfg = load_config([], env={"HW": "cpu"}, env_file=tmp_path / "none")[0]
-    tokenizer = load_tokenizer(str(tiny_model_dir), cfg)
+    tokenizer = load_tokenizer(str(tiny_model_dir), cfg.model)
     end = turn_end_ids(tokenizer)
     assert tokenizer.decode(end) == "<|im_end|>\n"
     turn = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
@@ -102,7 +102,7 @@ def test_a_cut_rejected_answer_is_trained_without_the_turn_end(tiny_model_dir, t
         processing_class=tokenizer,
         args=DPOConfig(output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True),
         train_dataset=pairs,
-        looper_cfg=cfg,
+        dpo=cfg.dpo,
     )
     cut, whole = trainer.train_dataset
     assert whole["rejected_ids"] == cut["rejected_ids"] + end  # only the cut one is left open
@@ -153,7 +153,7 @@ def test_full_finetuning_chains_phases_and_names_a_mismatch(built, trained, tmp_
 def test_seed_schedule_changes_beta_and_filters_noisy_pairs(trained, tmp_path):
     copy(trained, tmp_path, ["phaseA", "phaseB"])
     env = FAST | {
-        "DPO_SCHEDULE": "seed",
+        "DPO_SCHEDULE": "staged",
         "MAX_STEPS": "-1",
         "BATCH_SIZE": "8",
         "EVAL_STEPS": "2",

@@ -10,7 +10,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from common.config import ROOT, Config
+from common.config import Config, project_dir
 from common.jsonl import write_json
 
 PACKAGES = (
@@ -49,7 +49,7 @@ def hash_path(path: Path) -> str:
 def git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=40"],
+            ["git", "-C", str(project_dir()), "describe", "--always", "--dirty", "--abbrev=40"],
             capture_output=True,
             text=True,
             timeout=10,

@@ -1,7 +1,7 @@
 """The run record of one stage: it prints the config header, times the stage, and writes the stage's
 manifest (config, commit, package versions, input and output hashes) when the stage succeeds.
 
-    with stage_run(cfg, "sample", "01 sample", cfg.data_dir, inputs={"train": src}) as run:
+    with stage_run(cfg, "sample", "01 sample", cfg.run.data_dir, inputs={"train": src}) as run:
         ...
         run.outputs(*paths)
         run.extra["stats"] = stats

@@ -29,7 +29,7 @@ def pair_stats(a_rows, b_rows) -> dict:
 def loop_selection(cfg, specs: list[str]) -> dict[str, str]:
     """{"phaseC": "loop/roundN-LOSS"} when `make loop` chose phaseC from a checkpoint that is
     also in this evaluation: its answers are then the same and are not generated twice."""
-    selection = cfg.checkpoint_dir / "phaseC" / "selection.json"
+    selection = cfg.run.checkpoint_dir / "phaseC" / "selection.json"
     if "phaseC" not in specs or not selection.is_file():
         return {}
     source = json.loads(selection.read_text()).get("spec")
@@ -39,14 +39,14 @@ def loop_selection(cfg, specs: list[str]) -> dict[str, str]:
 def question_quality(cfg, task, test, last) -> dict:
     """The clarifying-question check: the last phase's questions against the base's, judged pairwise
     by the teacher (a win rate)."""
-    if last.name == "base" or not cfg.eval_ablations:
+    if last.name == "base" or not cfg.eval.eval_ablations:
         return {"note": "not measured: no trained phase was evaluated (or EVAL_ABLATIONS=0)."}
-    if cfg.teacher == "offline":
-        return question_win_rate(cfg, task, [], {}, {}, cfg.data_dir / "teacher_cost.jsonl")
-    subset = test[: cfg.judge_samples]
-    base = write_drafts(cfg, task, subset, cfg.data_dir / "test_drafts.jsonl", cfg.model)
-    mine = write_drafts(cfg, task, subset, cfg.data_dir / f"test_drafts_{last.name}.jsonl", last.path)
-    return question_win_rate(cfg, task, subset, mine, base, cfg.data_dir / "teacher_cost.jsonl")
+    if cfg.teacher.backend == "offline":
+        return question_win_rate(cfg, task, [], {}, {}, cfg.run.data_dir / "teacher_cost.jsonl")
+    subset = test[: cfg.eval.judge_samples]
+    base = write_drafts(cfg, task, subset, cfg.run.data_dir / "test_drafts.jsonl", cfg.model.model_name)
+    mine = write_drafts(cfg, task, subset, cfg.run.data_dir / f"test_drafts_{last.name}.jsonl", last.path)
+    return question_win_rate(cfg, task, subset, mine, base, cfg.run.data_dir / "teacher_cost.jsonl")
 
 
 def draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, with_draft_rows) -> dict:
@@ -56,7 +56,7 @@ def draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, with_draft_
 
     ids = [q["id"] for q in test]
     shuffled_ids = ids[:]
-    random.Random(cfg.random_seed).shuffle(shuffled_ids)
+    random.Random(cfg.run.random_seed).shuffle(shuffled_ids)
     variants = {
         "no draft": None,
         "shuffled draft": {i: drafts[j] for i, j in zip(ids, shuffled_ids, strict=True)},
@@ -64,12 +64,12 @@ def draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, with_draft_
     out = {"checkpoint": ckpt.name, "variants": {"with draft": summarize(task, with_draft_rows)}}
     for name, variant_drafts in variants.items():
         rows = answer_questions(cfg, model, tokenizer, task, test, ckpt, variant_drafts, desc=name)
-        write_jsonl(eval_path(cfg.output_dir, f"{ckpt.name}_{name}"), rows)
+        write_jsonl(eval_path(cfg.run.output_dir, f"{ckpt.name}_{name}"), rows)
         out["variants"][name] = summarize(task, rows) | {"vs_with_draft": pair_stats(with_draft_rows, rows)}
-    if cfg.gen_backend == "vllm":  # integrated gradients need the torch model
+    if cfg.generation.gen_backend == "vllm":  # integrated gradients need the torch model
         return out | {"attribution_note": "not measured with GEN_BACKEND=vllm"}
     shares = []
-    for q, row in list(zip(test, with_draft_rows, strict=True))[: cfg.attribution_samples]:
+    for q, row in list(zip(test, with_draft_rows, strict=True))[: cfg.eval.attribution_samples]:
         share = draft_share(model, tokenizer, row["prompt"], drafts[q["id"]], row["output"])
         if share is not None:
             shares.append(share)

@@ -30,20 +30,20 @@ class Checkpoint:
 def resolve_checkpoint(cfg: Config, spec: str) -> Checkpoint:
     """base | phaseA | phaseB | phaseC | merged-phaseX | an adapter folder under checkpoints/RUN/
     (loop/round1-sigmoid) | a local folder | a hub id."""
-    strategy, drafts = cfg.reasoning_strategy, cfg.with_draft
+    strategy, drafts = cfg.data.reasoning_strategy, cfg.teacher.with_draft
     if spec == "base":
-        return Checkpoint("base", cfg.model, strategy, False)
+        return Checkpoint("base", cfg.model.model_name, strategy, False)
     phase = spec.removeprefix("merged-")
     if phase in PHASES:
-        path = cfg.checkpoint_dir / spec
+        path = cfg.run.checkpoint_dir / spec
         if not path.exists():
             target = f"merge PHASE={phase}" if spec.startswith("merged-") else PHASES[phase]
             raise DataError(f"checkpoint {shown(path)} does not exist; run `make {target}` first")
         if phase == "phaseA":  # Phase A: question -> answer only, no draft
             return Checkpoint(spec, str(path), "none", False)
         return Checkpoint(spec, str(path), strategy, drafts)
-    if is_checkpoint(cfg.checkpoint_dir / spec):  # e.g. loop/round1-cal_dpo
-        return Checkpoint(spec, str(cfg.checkpoint_dir / spec), strategy, drafts)
+    if is_checkpoint(cfg.run.checkpoint_dir / spec):  # e.g. loop/round1-cal_dpo
+        return Checkpoint(spec, str(cfg.run.checkpoint_dir / spec), strategy, drafts)
     if (spec.startswith((".", "/")) or Path(spec).parent.is_dir()) and not Path(spec).exists():
         raise DataError(f"checkpoint {spec} does not exist; check EVAL_CHECKPOINTS")
     return Checkpoint(Path(spec).name if Path(spec).exists() else spec, spec, strategy, drafts)
@@ -51,7 +51,7 @@ def resolve_checkpoint(cfg: Config, spec: str) -> Checkpoint:
 
 def available_checkpoints(cfg: Config) -> list[str]:
     """The default list: the base model and every phase that has been trained."""
-    return ["base"] + [p for p in PHASES if is_checkpoint(cfg.checkpoint_dir / p)]
+    return ["base"] + [p for p in PHASES if is_checkpoint(cfg.run.checkpoint_dir / p)]
 
 
 def grade(task: Task, output: str, gold: str) -> dict:
@@ -79,7 +79,12 @@ def answer_questions(
     ]
     rows: list[dict | None] = [None] * len(questions)
     for batch in generate_batches(
-        model, tokenizer, prompts, cfg.eval_max_new_tokens, batch_size=cfg.gen_batch_size, desc=desc
+        model,
+        tokenizer,
+        prompts,
+        cfg.eval.eval_max_new_tokens,
+        batch_size=cfg.generation.gen_batch_size,
+        desc=desc,
     ):
         for i, gen in batch:
             q = questions[i]

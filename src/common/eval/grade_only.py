@@ -19,13 +19,13 @@ def grade_only(cfg: Config, task: Task, path: str, out_path: str) -> None:
     if not rows:
         raise DataError(f"{path} has no predictions to grade")
     need_lookup = any("gold" not in r for r in rows)
-    test_path = cfg.data_dir / "test.jsonl"
+    test_path = cfg.run.data_dir / "test.jsonl"
     if need_lookup and test_path.is_file():
         gold_by_id = {q["id"]: q["answer"] for q in read_jsonl(test_path)}
     elif need_lookup:
         gold_by_id = {
             q["id"]: q["answer"]
-            for q in task.load_split("test", task.sources(cfg.dataset_path, cfg.test_path)[1])
+            for q in task.load_split("test", task.sources(cfg.data.dataset_path, cfg.data.test_path)[1])
         }
     else:
         gold_by_id = {}

@@ -44,9 +44,9 @@ def question_win_rate(
     cfg: Config, task, questions: list[dict], trained: dict, base: dict, ledger: Path
 ) -> dict:
     """Win rate of the trained model's clarifying questions over the base model's."""
-    if cfg.teacher == "offline":
+    if cfg.teacher.backend == "offline":
         return {"note": "not measured: TEACHER=offline cannot judge; set TEACHER=openai or anthropic."}
-    rng = random.Random(cfg.random_seed)
+    rng = random.Random(cfg.run.random_seed)
     jobs, trained_side = [], {}
     for q in questions:
         mine, theirs = trained[q["id"]]["questions"], base[q["id"]]["questions"]
@@ -58,7 +58,14 @@ def question_win_rate(
     def on_reply(job: Job, reply: Reply) -> None:
         verdicts[job.id] = parse_verdict(reply.text) if reply.status == "ok" else None
 
-    ask_teacher(cfg, make_teacher(cfg, task), jobs, on_reply, ledger, desc="judge")
+    ask_teacher(
+        cfg.teacher,
+        make_teacher(cfg.teacher, task, cfg.run.random_seed),
+        jobs,
+        on_reply,
+        ledger,
+        desc="judge",
+    )
     wins = sum(verdicts.get(i) == side for i, side in trained_side.items())
     ties = sum(verdicts.get(i) == "tie" for i in trained_side)
     unreadable = sum(verdicts.get(i) is None for i in trained_side)

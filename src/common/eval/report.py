@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from common.config import Config
+from common.config import Config, EvalSection
 from common.errors import DataError
 from common.jsonl import read_jsonl
 from common.plots import plt
@@ -42,9 +42,9 @@ def plot_accuracy(summary: dict, path: Path, title: str) -> Path:
     return path
 
 
-def executive_table(cfg: Config, summary: dict) -> list[str]:
+def executive_table(targets_of: EvalSection, summary: dict) -> list[str]:
     ckpts, comps = summary["checkpoints"], summary.get("comparisons", {})
-    targets = {"phaseB": ("phaseA", cfg.target_b_gain), "phaseC": ("phaseB", cfg.target_c_gain)}
+    targets = {"phaseB": ("phaseA", targets_of.target_b_gain), "phaseC": ("phaseB", targets_of.target_c_gain)}
     lines = [
         "| phase | target | actual (95% CI) | delta | p (McNemar) | status |",
         "|---|---|---|---|---|---|",
@@ -71,7 +71,7 @@ def executive_table(cfg: Config, summary: dict) -> list[str]:
 def loop_section(cfg: Config, summary: dict) -> list[str]:
     """`make loop`: per round, each DPO loss's dev accuracy (which chose phaseC) and, where this
     evaluation covered it, its test accuracy."""
-    path = cfg.checkpoint_dir / "loop" / "loop.json"
+    path = cfg.run.checkpoint_dir / "loop" / "loop.json"
     if not path.is_file():
         return []
     state = json.loads(path.read_text())
@@ -104,25 +104,25 @@ def loop_section(cfg: Config, summary: dict) -> list[str]:
             )
     png = path.parent / "loop.png"
     if png.is_file():
-        lines += ["", f"![dev accuracy per round]({os.path.relpath(png, cfg.output_dir)})"]
+        lines += ["", f"![dev accuracy per round]({os.path.relpath(png, cfg.run.output_dir)})"]
     return lines + [""]
 
 
 def build_report(cfg: Config) -> Path:
-    out = cfg.output_dir
+    out = cfg.run.output_dir
     summary_path = out / "summary.json"
     if not summary_path.is_file():
         raise DataError(f"{summary_path} does not exist; run `make eval` first")
     summary = json.loads(summary_path.read_text())
     lines = [
-        f"# Looper report: {cfg.run} ({summary['task']})",
+        f"# Looper report: {cfg.run.name} ({summary['task']})",
         "",
         f"Test split: {summary['n_questions']} questions ({summary['test_source']}). "
         f"Greedy decoding, the training prompt format of each checkpoint.",
         "",
     ]
-    lines += ["## Executive summary", "", *executive_table(cfg, summary), ""]
-    plot = plot_accuracy(summary, out / "accuracy.png", f"{cfg.run}: accuracy per phase")
+    lines += ["## Executive summary", "", *executive_table(cfg.eval, summary), ""]
+    plot = plot_accuracy(summary, out / "accuracy.png", f"{cfg.run.name}: accuracy per phase")
     lines += [f"![accuracy per phase]({plot.name})", ""]
 
     lines += [
@@ -174,7 +174,7 @@ def build_report(cfg: Config) -> Path:
     ]
 
     lines += loop_section(cfg, summary)
-    data_report = cfg.data_dir / "data_report.json"
+    data_report = cfg.run.data_dir / "data_report.json"
     lines += ["## Data quality (stage 04)", ""]
     if data_report.is_file():
         d = json.loads(data_report.read_text())
@@ -188,7 +188,7 @@ def build_report(cfg: Config) -> Path:
         ]
     else:
         lines.append("- No data report (stage 04 not run for this run).")
-    ledger = cfg.data_dir / "teacher_cost.jsonl"
+    ledger = cfg.run.data_dir / "teacher_cost.jsonl"
     lines += ["", "## Teacher cost (stage 03)", ""]
     if ledger.is_file():
         calls = read_jsonl(ledger)
@@ -202,7 +202,7 @@ def build_report(cfg: Config) -> Path:
         lines.append("- No cost ledger (stage 03 not run for this run).")
     lines += ["", "## Training curves", ""]
     for phase in ("phaseA", "phaseB", "phaseC"):
-        png = cfg.checkpoint_dir / phase / "training_curves.png"
+        png = cfg.run.checkpoint_dir / phase / "training_curves.png"
         if png.is_file():
             lines.append(f"![{phase}]({os.path.relpath(png, out)})")
     path = out / "report.md"

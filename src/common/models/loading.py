@@ -8,7 +8,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from common.config import Config
+from common.config import Config, ModelSection
 from common.errors import ConfigError
 from common.models.checkpoints import adapter_base, check_exists, is_adapter
 from common.models.tiny import ensure_tiny_model
@@ -26,13 +26,13 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def model_kwargs(cfg: Config) -> dict:
+def model_kwargs(model: ModelSection) -> dict:
     """from_pretrained() arguments for the profile: dtype, attention, 4-bit quantization."""
     import torch
 
-    dtype = getattr(torch, cfg.compute_dtype)
-    kwargs = {"dtype": dtype, "attn_implementation": attn_implementation(cfg.attn_impl)}
-    if cfg.load_in_4bit:
+    dtype = getattr(torch, model.compute_dtype)
+    kwargs = {"dtype": dtype, "attn_implementation": attn_implementation(model.attn_impl)}
+    if model.load_in_4bit:
         if importlib.util.find_spec("bitsandbytes") is None:
             raise ConfigError(
                 "LOAD_IN_4BIT=1 (HW=4060) needs bitsandbytes: pip install -r requirements-gpu.txt "
@@ -43,12 +43,12 @@ def model_kwargs(cfg: Config) -> dict:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=cfg.bnb_double_quant,
+            bnb_4bit_use_double_quant=model.bnb_double_quant,
             bnb_4bit_compute_dtype=dtype,
         )
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}  # one GPU per process
-    if cfg.hf_token:
-        kwargs["token"] = cfg.hf_token
+    if model.hf_token:
+        kwargs["token"] = model.hf_token
     return kwargs
 
 
@@ -65,10 +65,10 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 
 
-def load_tokenizer(path: str, cfg: Config):
+def load_tokenizer(path: str, model: ModelSection):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, token=cfg.hf_token or None)
+    tok = AutoTokenizer.from_pretrained(path, token=model.hf_token or None)
     if tok.pad_token is None:  # Llama-2-style tokenizers ship without one
         tok.pad_token = tok.eos_token
     if not tok.chat_template:
@@ -78,12 +78,13 @@ def load_tokenizer(path: str, cfg: Config):
 
 def load_model(path: str, cfg: Config, made_by: str = "tiny-model"):
     """(model, tokenizer) for a base model or an adapter folder (its base is read from it);
-    with GEN_BACKEND=vllm, a vLLM generator in place of the model."""
+    with GEN_BACKEND=vllm, a vLLM generator in place of the model. Reads the model and generation
+    sections (and the run's seed for vLLM), so it takes the whole Config."""
     from transformers import AutoModelForCausalLM
 
-    ensure_tiny_model(path, cfg.tiny_pretrain_steps)
+    ensure_tiny_model(path, cfg.run.tiny_pretrain_steps)
     check_exists(path, made_by)
-    if cfg.gen_backend == "vllm":
+    if cfg.generation.gen_backend == "vllm":
         from common.models.vllm import VLLMGenerator
 
         generator = VLLMGenerator(cfg, path)
@@ -92,14 +93,14 @@ def load_model(path: str, cfg: Config, made_by: str = "tiny-model"):
         from peft import PeftModel
 
         base = adapter_base(path)
-        model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs(cfg))
+        model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs(cfg.model))
         model = PeftModel.from_pretrained(model, path)
         has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
-        tokenizer = load_tokenizer(path if has_tokenizer else base, cfg)
+        tokenizer = load_tokenizer(path if has_tokenizer else base, cfg.model)
     else:
-        model = AutoModelForCausalLM.from_pretrained(path, **model_kwargs(cfg))
-        tokenizer = load_tokenizer(path, cfg)
-    if not cfg.load_in_4bit:
+        model = AutoModelForCausalLM.from_pretrained(path, **model_kwargs(cfg.model))
+        tokenizer = load_tokenizer(path, cfg.model)
+    if not cfg.model.load_in_4bit:
         model.to(device())
     model.eval()
     return model, tokenizer

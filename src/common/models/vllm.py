@@ -24,15 +24,19 @@ class VLLMGenerator:
                 "(or use the default GEN_BACKEND=hf)"
             ) from None
         adapter = path if is_adapter(path) else None
-        extra = {"data_parallel_size": cfg.vllm_data_parallel} if cfg.vllm_data_parallel > 1 else {}
+        extra = (
+            {"data_parallel_size": cfg.generation.vllm_data_parallel}
+            if cfg.generation.vllm_data_parallel > 1
+            else {}
+        )
         self.vllm = vllm
         self.llm = vllm.LLM(
             model=adapter_base(path) if adapter else path,
-            dtype=cfg.compute_dtype,
-            tensor_parallel_size=cfg.vllm_tensor_parallel,
+            dtype=cfg.model.compute_dtype,
+            tensor_parallel_size=cfg.generation.vllm_tensor_parallel,
             enable_lora=adapter is not None,
-            max_lora_rank=max(16, cfg.lora_r),
-            seed=cfg.random_seed,
+            max_lora_rank=max(16, cfg.model.lora_r),
+            seed=cfg.run.random_seed,
             **extra,
         )
         self.lora = LoRARequest("looper", 1, adapter) if adapter else None

@@ -15,7 +15,7 @@ from common.models.loading import load_model
 
 def read_draft_texts(cfg: Config) -> dict[str, str]:
     """{id: draft text} from stage 02's data/RUN/student_drafts.jsonl."""
-    rows = read_jsonl(cfg.data_dir / "student_drafts.jsonl", made_by="drafts")
+    rows = read_jsonl(cfg.run.data_dir / "student_drafts.jsonl", made_by="drafts")
     return {r["id"]: r["draft"] for r in rows}
 
 
@@ -32,10 +32,10 @@ def write_drafts(cfg: Config, task: Task, questions: list[dict], path: Path, mod
                 model,
                 tokenizer,
                 prompts,
-                cfg.draft_max_new_tokens,
-                batch_size=cfg.gen_batch_size,
-                temperature=cfg.draft_temperature,
-                seed=cfg.random_seed,
+                cfg.generation.draft_max_new_tokens,
+                batch_size=cfg.generation.gen_batch_size,
+                temperature=cfg.generation.draft_temperature,
+                seed=cfg.run.random_seed,
                 desc="drafts",
             )
             for batch in batches:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
-SCORES = ("s_end", "s_path", "s_cf", "s_wm", "reward", "length", "self_reward", "celr_total")
+SCORES = ("s_end", "s_path", "s_cf", "s_wm", "reward", "length", "self_reward", "composite_total")
 
 
 def score_value(t: dict, name: str):
-    return t["celr"]["total"] if name == "celr_total" else t.get(name)
+    return t["composite"]["total"] if name == "composite_total" else t.get(name)
 
 
 def _dist(values: list[float]) -> dict | None:

@@ -1,12 +1,13 @@
 """Every score of one question's rollout trajectories: correctness, the coherence scores, length,
-the self-reward judgement, the correctness-first reward, the bandit's reward and CELR's composite.
+the self-reward judgement, the correctness-first reward, the bandit's reward and the trajectory
+composite score (success, efficiency, cost).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import float_list
+from common.config import RolloutSection, float_list
 from common.rollout.coherence import path_items, reward, s_cf, s_end, s_path, s_wm
 from common.rollout.self_reward import parse_score
 
@@ -17,28 +18,28 @@ class Weights:
     beta: float  # BETA_COHERENCE
     length_penalty: float  # LENGTH_PENALTY, per token
     coherence: tuple[float, float, float]  # s_end, s_path, s_cf
-    celr: tuple[float, float, float]  # success, efficiency, cost
-    max_new_tokens: int  # the token budget CELR's cost score is measured against
+    composite: tuple[float, float, float]  # COMPOSITE_WEIGHTS: success, efficiency, cost
+    max_new_tokens: int  # the token budget the composite's cost score is measured against
 
     @classmethod
-    def from_config(cls, cfg) -> Weights:
+    def from_config(cls, rollout: RolloutSection) -> Weights:
         return cls(
-            cfg.alpha_correct,
-            cfg.beta_coherence,
-            cfg.length_penalty,
-            tuple(float_list(cfg, "coherence_weights")),
-            tuple(float_list(cfg, "celr_weights")),
-            cfg.rollout_max_new_tokens,
+            rollout.alpha_correct,
+            rollout.beta_coherence,
+            rollout.length_penalty,
+            tuple(float_list(rollout.coherence_weights)),
+            tuple(float_list(rollout.composite_weights)),
+            rollout.rollout_max_new_tokens,
         )
 
 
-def celr_composite(correct: bool, retries: int, tokens: int, w: Weights) -> dict:
-    """CELR's trajectory scorer: success, efficiency = 1/(1 + retries), cost = the share of the
+def trajectory_composite(correct: bool, retries: int, tokens: int, w: Weights) -> dict:
+    """The trajectory composite score: success, efficiency = 1/(1 + retries), cost = the share of the
     token budget left, and their weighted total (weights renormalised to sum to 1)."""
     success, efficiency = float(correct), 1.0 / (1 + retries)
     cost = max(0.0, 1.0 - tokens / w.max_new_tokens)
-    total = sum(w.celr) or 1.0
-    weighted = (w.celr[0] * success + w.celr[1] * efficiency + w.celr[2] * cost) / total
+    total = sum(w.composite) or 1.0
+    weighted = (w.composite[0] * success + w.composite[1] * efficiency + w.composite[2] * cost) / total
     return {
         "success": success,
         "efficiency": round(efficiency, 4),
@@ -87,7 +88,7 @@ def score_trajectories(
                 "judge_output": judged,
                 "reward": round(value, 4),
                 "bandit_reward": round(bandit_reward(value, w), 4),
-                "celr": celr_composite(t["correct"], k, t["tokens"], w),
+                "composite": trajectory_composite(t["correct"], k, t["tokens"], w),
             }
         )
     return out

@@ -46,7 +46,7 @@ def parse_score(text: str) -> float | None:
 
 def check_judge(cfg: Config) -> None:
     """Stop before any sampling when the configured judge cannot work."""
-    if cfg.self_reward_judge == "teacher" and cfg.teacher == "offline":
+    if cfg.rollout.self_reward_judge == "teacher" and cfg.teacher.backend == "offline":
         raise ConfigError(
             "SELF_REWARD_JUDGE=teacher needs a model teacher; the offline teacher cannot judge: "
             "set TEACHER=openai|anthropic, or SELF_REWARD_JUDGE=policy|none"
@@ -63,8 +63,8 @@ def judge_with_policy(cfg: Config, model, tokenizer, items: list[tuple[str, str]
         model,
         tokenizer,
         prompts,
-        cfg.judge_max_new_tokens,
-        batch_size=cfg.gen_batch_size,
+        cfg.rollout.judge_max_new_tokens,
+        batch_size=cfg.generation.gen_batch_size,
         desc="self-reward judge",
     )
     return [g.text for g in gens]
@@ -87,5 +87,12 @@ def judge_with_teacher(
     def on_reply(job, reply) -> None:
         replies[job.id] = reply.text if reply.status == "ok" else None
 
-    ask_teacher(cfg, make_teacher(cfg, task), jobs, on_reply, ledger, desc="self-reward judge")
+    ask_teacher(
+        cfg.teacher,
+        make_teacher(cfg.teacher, task, cfg.run.random_seed),
+        jobs,
+        on_reply,
+        ledger,
+        desc="self-reward judge",
+    )
     return [replies.get(key) for key in keys]

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from common.config import Config
+from common.config import TeacherSection
 from common.data import prompts
 from common.errors import ConfigError
 from common.teacher.costs import estimate_tokens, teacher_model
@@ -52,16 +52,16 @@ def redact(text: str, secrets: list[str]) -> str:
 
 
 class OpenAITeacher:
-    def __init__(self, cfg: Config):
+    def __init__(self, settings: TeacherSection):
         import openai
 
-        self.sdk, self.key = openai, cfg.openai_api_key
-        self.model, self.cfg = teacher_model(cfg), cfg
+        self.sdk, self.key = openai, settings.openai_api_key
+        self.model, self.settings = teacher_model(settings), settings
         self.client = openai.AsyncOpenAI(
-            api_key=cfg.openai_api_key,
-            base_url=cfg.openai_base_url or None,
-            timeout=cfg.teacher_timeout,
-            max_retries=cfg.teacher_max_retries,
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url or None,
+            timeout=settings.teacher_timeout,
+            max_retries=settings.teacher_max_retries,
         )
 
     async def aclose(self) -> None:
@@ -80,8 +80,8 @@ class OpenAITeacher:
                 body={
                     "model": self.model,
                     "messages": job.messages,
-                    "temperature": self.cfg.teacher_temperature,
-                    "max_completion_tokens": self.cfg.teacher_max_tokens,
+                    "temperature": self.settings.teacher_temperature,
+                    "max_completion_tokens": self.settings.teacher_max_tokens,
                 },
             ),
         )
@@ -98,16 +98,16 @@ class OpenAITeacher:
 
 
 class AnthropicTeacher:
-    def __init__(self, cfg: Config):
+    def __init__(self, settings: TeacherSection):
         import anthropic
 
-        self.sdk, self.key = anthropic, cfg.anthropic_api_key
-        self.model, self.cfg = teacher_model(cfg), cfg
+        self.sdk, self.key = anthropic, settings.anthropic_api_key
+        self.model, self.settings = teacher_model(settings), settings
         self.client = anthropic.AsyncAnthropic(
-            api_key=cfg.anthropic_api_key,
-            base_url=cfg.anthropic_base_url or None,
-            timeout=cfg.teacher_timeout,
-            max_retries=cfg.teacher_max_retries,
+            api_key=settings.anthropic_api_key,
+            base_url=settings.anthropic_base_url or None,
+            timeout=settings.teacher_timeout,
+            max_retries=settings.teacher_max_retries,
         )
 
     async def aclose(self) -> None:
@@ -123,7 +123,7 @@ class AnthropicTeacher:
                 model=self.model,
                 system=system,
                 messages=messages,
-                max_tokens=self.cfg.teacher_max_tokens,  # this SDK takes no temperature
+                max_tokens=self.settings.teacher_max_tokens,  # this SDK takes no temperature
             ),
         )
         if failed:
@@ -161,15 +161,16 @@ class OfflineTeacher:
 
     model = "offline"
 
-    def __init__(self, cfg: Config, task):
-        self.cfg, self.task, self.answer_kind = cfg, task, task.answer_kind
+    def __init__(self, settings: TeacherSection, task, seed: int = 0):
+        self.settings, self.task, self.answer_kind = settings, task, task.answer_kind
+        self.seed = seed
 
     def wrong_on(self, example: dict, attempt: int) -> bool:
-        label = self.cfg.teacher_error_label
+        label = self.settings.teacher_error_label
         if label and example["answer"] != label:
             return False
-        rng = random.Random(f"{self.cfg.random_seed}:{example['id']}:{attempt}")
-        return rng.random() < self.cfg.teacher_error_rate
+        rng = random.Random(f"{self.seed}:{example['id']}:{attempt}")
+        return rng.random() < self.settings.teacher_error_rate
 
     def final_answer(self, example: dict, attempt: int, hinted: bool) -> str:
         gold = example["answer"]
@@ -194,14 +195,15 @@ class OfflineTeacher:
         return Reply("ok", text, estimate_tokens(prompt), estimate_tokens(text))
 
 
-def make_teacher(cfg: Config, task):
-    """The configured backend for a task; a missing API key stops here, before any work."""
-    if cfg.teacher == "offline":
-        return OfflineTeacher(cfg, task)
-    key_name = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}[cfg.teacher]
-    if not getattr(cfg, key_name.lower()):
+def make_teacher(settings: TeacherSection, task, seed: int = 0):
+    """The configured backend for a task (the offline one seeded with RANDOM_SEED); a missing API key
+    stops here, before any work."""
+    if settings.backend == "offline":
+        return OfflineTeacher(settings, task, seed)
+    key_name = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}[settings.backend]
+    if not getattr(settings, key_name.lower()):
         raise ConfigError(
-            f"TEACHER={cfg.teacher} needs {key_name}; set it in the environment or .env "
+            f"TEACHER={settings.backend} needs {key_name}; set it in the environment or .env "
             f"(or use TEACHER=offline, or DRY_RUN=1 to see what would be sent)"
         )
-    return OpenAITeacher(cfg) if cfg.teacher == "openai" else AnthropicTeacher(cfg)
+    return OpenAITeacher(settings) if settings.backend == "openai" else AnthropicTeacher(settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import Config
+from common.config import TeacherSection
 from common.errors import ConfigError
 
 # List prices in USD per 1M tokens (input, output). Check your provider's current prices and
@@ -29,15 +29,15 @@ DEFAULT_TEACHER_MODELS = {
 }
 
 
-def teacher_model(cfg: Config) -> str:
-    return cfg.teacher_model or DEFAULT_TEACHER_MODELS[cfg.teacher]
+def teacher_model(teacher: TeacherSection) -> str:
+    return teacher.teacher_model or DEFAULT_TEACHER_MODELS[teacher.backend]
 
 
-def prices(cfg: Config) -> tuple[float, float]:
+def prices(teacher: TeacherSection) -> tuple[float, float]:
     """(input, output) USD per 1M tokens: the overrides, else the table (dated suffixes match)."""
-    model = teacher_model(cfg)
-    if cfg.teacher_price_in >= 0 and cfg.teacher_price_out >= 0:
-        return cfg.teacher_price_in, cfg.teacher_price_out
+    model = teacher_model(teacher)
+    if teacher.teacher_price_in >= 0 and teacher.teacher_price_out >= 0:
+        return teacher.teacher_price_in, teacher.teacher_price_out
     for name in sorted(PRICES, key=len, reverse=True):
         if model == name or model.startswith(name + "-"):
             return PRICES[name]

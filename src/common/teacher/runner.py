@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from common.config import Config
+from common.config import TeacherSection
 from common.jsonl import JsonlAppender
 from common.teacher.backends import Job, Reply
 from common.teacher.costs import Budget, estimate_tokens, prices, teacher_model, usd
@@ -93,7 +93,7 @@ async def run_requests(
 
 
 def ask_teacher(
-    cfg: Config,
+    settings: TeacherSection,
     teacher,
     jobs: list[Job],
     on_reply: Callable[[Job, Reply], None],
@@ -102,12 +102,14 @@ def ask_teacher(
 ) -> Budget:
     """Send jobs through the configured teacher with the response cache, one cost-ledger line
     per call and the MAX_COST_USD cap (counted over the whole ledger); return the budget."""
-    model, price = teacher_model(cfg), prices(cfg)
-    settings = {"temperature": cfg.teacher_temperature, "max_tokens": cfg.teacher_max_tokens}
-    cache = ResponseCache(cfg.cache_path / "teacher_cache.jsonl") if cfg.teacher != "offline" else None
+    model, price = teacher_model(settings), prices(settings)
+    sampling = {"temperature": settings.teacher_temperature, "max_tokens": settings.teacher_max_tokens}
+    cache = (
+        ResponseCache(settings.cache_path / "teacher_cache.jsonl") if settings.backend != "offline" else None
+    )
     with JsonlAppender(ledger_path, key="call_id") as ledger:
         spent = sum(row["usd"] for row in ledger.rows.values())
-        budget = Budget(cfg.max_cost_usd, spent, price, cfg.teacher_max_tokens)
+        budget = Budget(settings.max_cost_usd, spent, price, settings.teacher_max_tokens)
 
         def record(job: Job, reply: Reply) -> None:
             ledger.append(
@@ -115,7 +117,7 @@ def ask_teacher(
                     "call_id": uuid.uuid4().hex,
                     "id": job.id,
                     "attempt": job.attempt,
-                    "backend": cfg.teacher,
+                    "backend": settings.backend,
                     "model": model,
                     "status": reply.status,
                     "tokens_in": reply.tokens_in,
@@ -132,10 +134,10 @@ def ask_teacher(
                     jobs,
                     teacher,
                     record,
-                    cfg.teacher_concurrency,
+                    settings.teacher_concurrency,
                     budget,
                     cache,
-                    cache_key=lambda job: ResponseCache.key(cfg.teacher, model, job, settings),
+                    cache_key=lambda job: ResponseCache.key(settings.backend, model, job, sampling),
                     desc=desc,
                 )
             finally:  # close the HTTP client inside its own event loop

@@ -1,4 +1,4 @@
-"""Phase C on TRL's DPOTrainer: the losses of dpo_losses.py, the seed plan's beta schedule, and
+"""Phase C on TRL's DPOTrainer: the losses of losses.py, the staged beta schedule (DPO_SCHEDULE), and
 reference log-probabilities computed once per (reference, pairs file) and cached on disk.
 
 The reference is the Phase B policy itself: the policy starts as a trainable copy of the Phase B
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from trl import DPOTrainer
 
-from common.config import Config, shown
+from common.config import Config, DPOSection, shown, trl_args
 from common.jsonl import read_jsonl, write_jsonl
 from common.manifest import hash_path
 from common.train import losses as dpo_losses
@@ -27,13 +27,22 @@ def reference_cache_path(cfg: Config, reference: Path, pair_files: list[Path], c
     key = json.dumps(
         {
             "reference": hash_path(reference),
-            "base": cfg.model,
+            "base": cfg.model.model_name,
             "pairs": [hash_path(p) for p in pair_files],
-            "max_length": cfg.max_length,
+            "max_length": cfg.train.max_length,
         },
         sort_keys=True,
     )
     return cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsonl"
+
+
+def dpo_config(args: dict, dpo: DPOSection):
+    """TRL's DPOConfig for Phase C: the shared trainer arguments, DPO_BETA, the cached reference
+    log-probs, then DPO_ARGS (TRL's own settings, checked by the config) over all of them."""
+    from trl import DPOConfig
+
+    looper = {"beta": dpo.dpo_beta, "precompute_ref_log_probs": False, "remove_unused_columns": False}
+    return DPOConfig(**(args | looper | trl_args(dpo.dpo_args, "dpo")))
 
 
 def attach_reference_logps(trainer: DPOTrainer, cache_path: Path) -> int:
@@ -81,7 +90,7 @@ def attach_reference_logps(trainer: DPOTrainer, cache_path: Path) -> int:
 
 def noisy_threshold(dataset, fraction: float) -> float:
     """The reference's preference for the rejected answer above which a pair counts as noisy:
-    the top `fraction` of pairs by ref_rejected - ref_chosen (the seed's Dr-DPO-style filter)."""
+    the top `fraction` of pairs by ref_rejected - ref_chosen (the staged schedule's Dr-DPO-style filter)."""
     gaps = torch.tensor(dataset["ref_rejected_logps"]) - torch.tensor(dataset["ref_chosen_logps"])
     return torch.quantile(gaps.float(), 1 - fraction).item() if fraction > 0 else float("inf")
 
@@ -108,10 +117,10 @@ class LooperDPOTrainer(DPOTrainer):
     end, so DPO does not learn the easy lesson "don't end a turn after a step" from it.
     """
 
-    def __init__(self, *args, looper_cfg: Config, **kwargs):
+    def __init__(self, *args, dpo: DPOSection, **kwargs):
         super().__init__(*args, **kwargs)
-        self.looper = looper_cfg
-        self.loss_names = looper_cfg.dpo_loss.split("+")
+        self.looper = dpo
+        self.loss_names = dpo.dpo_loss.split("+")
         self.noisy_above = float("inf")
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
@@ -132,7 +141,7 @@ class LooperDPOTrainer(DPOTrainer):
 
     def schedule(self) -> tuple[float, list[str], bool]:
         """(beta, losses, filter noisy pairs) for the current epoch."""
-        if self.looper.dpo_schedule != "seed":
+        if self.looper.dpo_schedule != "staged":
             return self.looper.dpo_beta, self.loss_names, False
         epoch = int(self.state.epoch or 0)
         extra = [n for n in self.loss_names if n == "sft"]

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from common.config import DPO_LOSSES as LOSSES  # the names live with the config
+from common.train.loss_names import LOSSES  # the names; the config checks DPO_LOSS against them
 
 
 def log_ratios(policy_w, policy_l, ref_w, ref_l) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,57 +13,58 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from common.config import TINY_MODEL_DIR, Config, shown
+from common.config import TINY_MODEL_DIR, WARMUP_DEFAULT, Config, ModelSection, TrainSection, shown
 from common.errors import ConfigError, DataError, LooperError
 from common.manifest import write_manifest
 from common.models.checkpoints import check_exists, is_adapter, is_checkpoint
 from common.models.loading import attn_implementation, load_tokenizer, model_kwargs
-from common.models.tiny import ensure_tiny_model
 from common.plots import plot_training_curves
 
 MANIFEST = "train.manifest.json"
 
 
-def lora_config(cfg: Config):
+def lora_config(model: ModelSection):
     from peft import LoraConfig
 
-    targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
+    targets = model.lora_targets if model.lora_targets == "all-linear" else model.lora_targets.split(",")
     return LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
+        r=model.lora_r,
+        lora_alpha=model.lora_alpha,
+        lora_dropout=model.lora_dropout,
         target_modules=targets,
         task_type="CAUSAL_LM",
     )
 
 
-def load_student(cfg: Config, init_checkpoint: Path | None = None):
+def load_student(
+    student: ModelSection, init_checkpoint: Path | None = None, gradient_checkpointing: bool = False
+):
     """(model, tokenizer) to train. LoRA: the profile's base model (4-bit for QLoRA) with a new
     adapter, or with the `init_checkpoint` adapter loaded trainable. FINETUNE=full: every weight of
-    the base model, or of the `init_checkpoint` model, trainable."""
+    the base model, or of the `init_checkpoint` model, trainable. `gradient_checkpointing` (the train
+    section's GRADIENT_CHECKPOINTING) goes to the 4-bit preparation."""
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
-    ensure_tiny_model(cfg.model, cfg.tiny_pretrain_steps)
-    check_exists(cfg.model, "tiny-model" if cfg.model.endswith(TINY_MODEL_DIR) else "setup")
-    if init_checkpoint is not None and is_adapter(init_checkpoint) != (cfg.finetune == "lora"):
+    check_exists(student.model_name, "tiny-model" if student.model_name.endswith(TINY_MODEL_DIR) else "setup")
+    if init_checkpoint is not None and is_adapter(init_checkpoint) != (student.finetune == "lora"):
         kind = "a LoRA adapter" if is_adapter(init_checkpoint) else "full weights"
         raise ConfigError(
-            f"{shown(init_checkpoint)} holds {kind} but FINETUNE={cfg.finetune}; "
+            f"{shown(init_checkpoint)} holds {kind} but FINETUNE={student.finetune}; "
             f"set FINETUNE to the kind that trained it, or retrain it"
         )
-    if cfg.finetune == "full":
-        source = str(init_checkpoint or cfg.model)
-        model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs(cfg))
-        return model, load_tokenizer(source, cfg)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, **model_kwargs(cfg))
-    if cfg.load_in_4bit:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    if student.finetune == "full":
+        source = str(init_checkpoint or student.model_name)
+        model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs(student))
+        return model, load_tokenizer(source, student)
+    model = AutoModelForCausalLM.from_pretrained(student.model_name, **model_kwargs(student))
+    if student.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     if init_checkpoint is None:
-        model = get_peft_model(model, lora_config(cfg))
+        model = get_peft_model(model, lora_config(student))
     else:
         model = PeftModel.from_pretrained(model, str(init_checkpoint), is_trainable=True)
-    return model, load_tokenizer(cfg.model, cfg)
+    return model, load_tokenizer(student.model_name, student)
 
 
 def require_checkpoint(path: Path, made_by: str) -> Path:
@@ -87,31 +88,31 @@ def trainer_args(cfg: Config, out_dir: Path, n_train: int, lr: float, epochs: fl
     # TensorBoard logs beside the adapter (not under checkpoints/, which finish() removes).
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out_dir / "runs")
     report = ["tensorboard"]
-    if cfg.wandb_api_key and importlib.util.find_spec("wandb"):
+    if cfg.train.wandb_api_key and importlib.util.find_spec("wandb"):
         report.append("wandb")  # the key reaches wandb through the environment, never a file
-        os.environ["WANDB_API_KEY"] = cfg.wandb_api_key
-    elif cfg.wandb_api_key:
+        os.environ["WANDB_API_KEY"] = cfg.train.wandb_api_key
+    elif cfg.train.wandb_api_key:
         print(
             "note: WANDB_API_KEY is set but wandb is not installed (pip install wandb); "
             "logging to TensorBoard only"
         )
-    batches = max(1, n_train // (cfg.batch_size * cfg.grad_accum))
-    eval_steps = cfg.eval_steps or max(1, batches // 4)
+    batches = max(1, n_train // (cfg.train.batch_size * cfg.train.grad_accum))
+    eval_steps = cfg.train.eval_steps or max(1, batches // 4)
     return {
         "output_dir": str(out_dir / "checkpoints"),
-        "per_device_train_batch_size": cfg.batch_size,
-        "per_device_eval_batch_size": cfg.batch_size,
-        "gradient_accumulation_steps": cfg.grad_accum,
+        "per_device_train_batch_size": cfg.train.batch_size,
+        "per_device_eval_batch_size": cfg.train.batch_size,
+        "gradient_accumulation_steps": cfg.train.grad_accum,
         "learning_rate": lr,
         "num_train_epochs": epochs,
-        "max_steps": cfg.max_steps,
-        "warmup_steps": cfg.warmup_ratio,  # below 1: a fraction of the steps
+        "max_steps": cfg.train.max_steps,
+        "warmup_steps": WARMUP_DEFAULT,  # below 1: a fraction of the steps; SFT_ARGS/DPO_ARGS override
         "lr_scheduler_type": "cosine",
-        "optim": cfg.optim,
-        "bf16": cfg.compute_dtype == "bfloat16",
-        "fp16": cfg.compute_dtype == "float16",
-        "gradient_checkpointing": cfg.gradient_checkpointing,
-        "max_length": cfg.max_length,
+        "optim": cfg.train.optim,
+        "bf16": cfg.model.compute_dtype == "bfloat16",
+        "fp16": cfg.model.compute_dtype == "float16",
+        "gradient_checkpointing": cfg.train.gradient_checkpointing,
+        "max_length": cfg.train.max_length,
         "logging_steps": max(1, min(10, eval_steps, batches)),  # a short phase still logs
         "eval_strategy": "steps",
         "eval_steps": eval_steps,
@@ -122,22 +123,22 @@ def trainer_args(cfg: Config, out_dir: Path, n_train: int, lr: float, epochs: fl
         "metric_for_best_model": "eval_loss",
         "greater_is_better": False,
         "report_to": report,
-        "seed": cfg.random_seed,
+        "seed": cfg.run.random_seed,
         "use_cpu": not torch.cuda.is_available(),
         "dataloader_num_workers": 0,
     }
 
 
-def packing_supported(cfg: Config) -> bool:
+def packing_supported(model: ModelSection) -> bool:
     """Padding-free packing keeps sequences apart only with flash-attention's position ids."""
-    return attn_implementation(cfg.attn_impl) == "flash_attention_2"
+    return attn_implementation(model.attn_impl) == "flash_attention_2"
 
 
-def resume_from(cfg: Config, out_dir: Path) -> str | None:
+def resume_from(train: TrainSection, out_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     ckpt_dir = out_dir / "checkpoints"
-    if not cfg.resume:
+    if not train.resume:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         return None
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
@@ -146,12 +147,12 @@ def resume_from(cfg: Config, out_dir: Path) -> str | None:
     return last
 
 
-def already_done(cfg: Config, out_dir: Path, inputs: dict[str, Path]) -> bool:
+def already_done(train: TrainSection, out_dir: Path, inputs: dict[str, Path]) -> bool:
     """A finished phase with the same inputs is not trained again unless RESUME=0."""
     from common.manifest import hash_path
 
     path = out_dir / MANIFEST
-    if not (cfg.resume and path.is_file()):
+    if not (train.resume and path.is_file()):
         return False
     recorded = json.loads(path.read_text())["inputs"]
     same = all(recorded.get(k, {}).get("sha256") == hash_path(v) for k, v in inputs.items())
@@ -169,9 +170,9 @@ def oom_hint(cfg: Config, phase: str):
         yield
     except torch.cuda.OutOfMemoryError:
         raise LooperError(
-            f"CUDA out of memory in {phase} (HW={cfg.hw}: BATCH_SIZE={cfg.batch_size}, "
-            f"MAX_LENGTH={cfg.max_length}, GRADIENT_CHECKPOINTING={int(cfg.gradient_checkpointing)}, "
-            f"LOAD_IN_4BIT={int(cfg.load_in_4bit)}); lower BATCH_SIZE and raise GRAD_ACCUM to keep "
+            f"CUDA out of memory in {phase} (HW={cfg.run.hw}: BATCH_SIZE={cfg.train.batch_size}, "
+            f"MAX_LENGTH={cfg.train.max_length}, GRADIENT_CHECKPOINTING={int(cfg.train.gradient_checkpointing)}, "
+            f"LOAD_IN_4BIT={int(cfg.model.load_in_4bit)}); lower BATCH_SIZE and raise GRAD_ACCUM to keep "
             f"the effective batch, lower MAX_LENGTH, set GRADIENT_CHECKPOINTING=1, or use HW=4060 "
             f"(4-bit QLoRA)"
         ) from None
@@ -183,13 +184,13 @@ def model_card(
     rows = "\n".join(f"| {k} | {v} |" for k, v in cfg.public_dict().items() if v not in ("", None))
     data_lines = "\n".join(f"- {name}: `{shown(path)}`" for name, path in data.items())
     metric_lines = "\n".join(f"- {k}: {v}" for k, v in metrics.items())
-    lora = cfg.finetune == "lora"
+    lora = cfg.model.finetune == "lora"
     start = f"continued from `{shown(init_checkpoint)}`" if init_checkpoint else "from the base"
     what = f"A LoRA adapter on `{base}`" if lora else f"`{base}` with every weight trained"
     library, tag = ("peft", "lora") if lora else ("transformers", "full-finetune")
     return (
         f"---\nbase_model: {base}\nlibrary_name: {library}\ntags: [looper, {tag}, {phase}]\n---\n\n"
-        f"# Looper {phase} ({cfg.task})\n\n{what}, {start}, trained by "
+        f"# Looper {phase} ({cfg.run.task})\n\n{what}, {start}, trained by "
         f"Looper's `{phase}` stage.\n\n## Data\n{data_lines}\n\n## Metrics\n{metric_lines}\n\n"
         f"## Configuration\n| key | value |\n|---|---|\n{rows}\n"
     )
@@ -220,9 +221,9 @@ def finish(
     if not trainer.is_world_process_zero():  # one process writes; the others are done
         return metrics
     (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
-    title = f"{phase} ({cfg.task}, {cfg.hw})"
+    title = f"{phase} ({cfg.run.task}, {cfg.run.hw})"
     plot_training_curves(history, out_dir / "training_curves.png", title)
-    card = model_card(phase, cfg, cfg.model, data, metrics, init_checkpoint)
+    card = model_card(phase, cfg, cfg.model.model_name, data, metrics, init_checkpoint)
     (out_dir / "README.md").write_text(card)
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     inputs = dict(data) | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})
