@@ -248,8 +248,12 @@ def test_bad_inputs_name_the_fix(built, tmp_path):
     (tmp_path / "data/arith/train_phaseA.jsonl").write_text(
         (built / "data/arith/train_phaseA.jsonl").read_text()
     )
-    proc = run_script("05_train_baseline.py", tmp_path, **FAST)
-    assert proc.returncode == 1 and "run `make tiny-model` first" in proc.stderr
+    proc = run_script("05_train_baseline.py", tmp_path, **FAST, MODEL_NAME=str(tmp_path / "no/such/model"))
+    assert proc.returncode == 1 and "no/such/model does not exist" in proc.stderr
+    # The cpu profile's own student is built when missing, as `make tiny-model` would.
+    proc = run_script("05_train_baseline.py", tmp_path, **FAST, TINY_PRETRAIN_STEPS="0")
+    assert proc.returncode == 0 and "tiny-base is missing; building it" in proc.stdout, proc.stderr[-2000:]
+    assert (tmp_path / "checkpoints/arith/phaseA").is_dir()
 
 
 def test_out_of_memory_names_the_profile_knobs():
