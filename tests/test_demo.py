@@ -5,9 +5,11 @@ this size it is noise."""
 import json
 import subprocess
 
+import pytest
 from conftest import ROOT, offline_env
 
 
+@pytest.mark.slow
 def test_small_demo_runs_every_stage_and_writes_every_artifact(tmp_path):
     env = offline_env(tmp_path)
     env.pop("LOOPER_ENV_FILE")  # the demo sets its own

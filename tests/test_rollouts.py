@@ -281,6 +281,7 @@ def policy_dir(trained, tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_rollouts_write_scores_pairs_and_a_report_that_dpo_trains_on(policy_dir):
     work, d = policy_dir, policy_dir / "data/arith"
     proc = run_script("07_rollouts.py", work, **ROLLOUT, PAIR_MODE="spin")
@@ -324,6 +325,7 @@ def test_rollouts_write_scores_pairs_and_a_report_that_dpo_trains_on(policy_dir)
     assert (work / "checkpoints/arith/phaseC/adapter_model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_correctness_pairs_from_the_real_stage_obey_the_rules(policy_dir):
     env = ROLLOUT | {
         "ROLLOUTS_PER_QUESTION": "6",
@@ -362,6 +364,7 @@ def test_correctness_pairs_from_the_real_stage_obey_the_rules(policy_dir):
     assert (d / "preferences.jsonl").read_bytes() == first  # same seed, same pairs
 
 
+@pytest.mark.slow
 def test_killed_rollouts_resume_per_question(policy_dir):
     d = policy_dir / "data/arith"
     env = ROLLOUT | {"SELF_REWARD_JUDGE": "none", "ROLLOUT_MAX_NEW_TOKENS": "48"}
@@ -394,6 +397,7 @@ def test_killed_rollouts_resume_per_question(policy_dir):
     assert sum(state["pulls"]) == 64  # the bandit counted each trajectory once
 
 
+@pytest.mark.slow
 def test_bad_inputs_name_the_fix(policy_dir, tmp_path):
     shutil.rmtree(policy_dir / "checkpoints/arith/phaseB")
     proc = run_script("07_rollouts.py", policy_dir, **ROLLOUT)
@@ -404,6 +408,7 @@ def test_bad_inputs_name_the_fix(policy_dir, tmp_path):
     assert proc.returncode == 2 and "ROLLOUT_STRATEGIES" in proc.stderr
 
 
+@pytest.mark.slow
 def test_two_rounds_of_the_loop(policy_dir):
     env = ROLLOUT | {
         "ITERATIONS": "2",

@@ -244,6 +244,7 @@ def test_teacher_killed_mid_run_resumes_without_loss_or_duplicates(tmp_path):
     _assert_whole_and_unique(out, {r["id"] for r in rows})
 
 
+@pytest.mark.slow
 def test_drafts_killed_mid_run_resume_without_loss_or_duplicates(tmp_path, tiny_model_dir):
     rows = sample(tmp_path, 120, task="arith")
     out = tmp_path / "data/arith/student_drafts.jsonl"

@@ -19,6 +19,9 @@ from common.errors import LooperError
 from common.jsonl import read_jsonl
 from common.train.setup import oom_hint
 
+# Each test trains the tiny model through real stages: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 def history(work, phase):
     return json.loads((work / f"checkpoints/arith/{phase}/log_history.json").read_text())
@@ -150,7 +153,7 @@ def test_full_finetuning_chains_phases_and_names_a_mismatch(built, trained, tmp_
     assert proc.returncode == 2 and "holds a LoRA adapter but FINETUNE=full" in proc.stderr
 
 
-def test_seed_schedule_changes_beta_and_filters_noisy_pairs(trained, tmp_path):
+def test_staged_schedule_changes_beta_and_filters_noisy_pairs(trained, tmp_path):
     copy(trained, tmp_path, ["phaseA", "phaseB"])
     env = FAST | {
         "DPO_SCHEDULE": "staged",
