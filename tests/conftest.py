@@ -49,6 +49,17 @@ def run_script(script: str, work_dir: Path, *args: str, **env: str) -> subproces
     )
 
 
+def start_script(script: str, work_dir: Path, **env: str) -> subprocess.Popen:
+    """A stage started in the background, silent, for the tests that kill it mid-run."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / script)],
+        cwd=ROOT,
+        env=offline_env(work_dir, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     from common.models.tiny import build_tiny_model

@@ -6,12 +6,10 @@ import json
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import FAST, ROOT, copy, offline_env, run_script
+from conftest import FAST, copy, run_script, start_script
 
 from common.jsonl import read_jsonl, write_jsonl
 from common.rollout.bandit import Bandit
@@ -368,13 +366,7 @@ def test_correctness_pairs_from_the_real_stage_obey_the_rules(policy_dir):
 def test_killed_rollouts_resume_per_question(policy_dir):
     d = policy_dir / "data/arith"
     env = ROLLOUT | {"SELF_REWARD_JUDGE": "none", "ROLLOUT_MAX_NEW_TOKENS": "48"}
-    proc = subprocess.Popen(
-        [sys.executable, "scripts/07_rollouts.py"],
-        cwd=ROOT,
-        env=offline_env(policy_dir, **env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_script("07_rollouts.py", policy_dir, **env)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         path = d / "rollouts.jsonl"

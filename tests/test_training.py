@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from conftest import FAST, ROOT, copy, offline_env, run_script
+from conftest import FAST, ROOT, copy, offline_env, run_script, start_script
 from safetensors.torch import load_file
 
 from common.config import load_config
@@ -187,13 +187,7 @@ def _wait_for(path_glob, root, proc, timeout=120):
 def test_killed_phase_resumes_at_the_same_step(built, tmp_path):
     copy(built, tmp_path)
     env = FAST | {"MAX_STEPS": "40", "EVAL_STEPS": "4", "EARLY_STOPPING_PATIENCE": "100"}
-    proc = subprocess.Popen(
-        [sys.executable, "scripts/05_train_baseline.py"],
-        cwd=ROOT,
-        env=offline_env(tmp_path, **env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_script("05_train_baseline.py", tmp_path, **env)
     ckpts = tmp_path / "checkpoints/arith/phaseA/checkpoints"
     _wait_for("checkpoint-8/trainer_state.json", ckpts, proc)
     proc.send_signal(signal.SIGKILL)

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 from common.config import Config
-from common.teacher.backends import Job, Reply, make_teacher
-from common.teacher.runner import ask_teacher
+from common.teacher.backends import Job, Reply
+from common.teacher.runner import ask_configured_teacher
 
 JUDGE_PROMPT = (
     "A student must answer this question:\n{question}\n\nBefore answering, two students wrote "
@@ -58,14 +58,7 @@ def question_win_rate(
     def on_reply(job: Job, reply: Reply) -> None:
         verdicts[job.id] = parse_verdict(reply.text) if reply.status == "ok" else None
 
-    ask_teacher(
-        cfg.teacher,
-        make_teacher(cfg.teacher, task, cfg.run.random_seed),
-        jobs,
-        on_reply,
-        ledger,
-        desc="judge",
-    )
+    ask_configured_teacher(cfg.teacher, task, cfg.run.random_seed, jobs, on_reply, ledger, desc="judge")
     wins = sum(verdicts.get(i) == side for i, side in trained_side.items())
     ties = sum(verdicts.get(i) == "tie" for i in trained_side)
     unreadable = sum(verdicts.get(i) is None for i in trained_side)

@@ -75,8 +75,8 @@ def judge_with_teacher(
 ) -> list[str | None]:
     """The teacher's judgement of each (question, response), through the cache, ledger and budget
     of every teacher call. A call that failed, or that the budget stopped, judged nothing: None."""
-    from common.teacher.backends import Job, make_teacher
-    from common.teacher.runner import ask_teacher
+    from common.teacher.backends import Job
+    from common.teacher.runner import ask_configured_teacher
 
     jobs = [
         Job(key, 0, judge_messages(q, r), {"id": key, "question": q, "answer": ""})
@@ -87,12 +87,7 @@ def judge_with_teacher(
     def on_reply(job, reply) -> None:
         replies[job.id] = reply.text if reply.status == "ok" else None
 
-    ask_teacher(
-        cfg.teacher,
-        make_teacher(cfg.teacher, task, cfg.run.random_seed),
-        jobs,
-        on_reply,
-        ledger,
-        desc="self-reward judge",
+    ask_configured_teacher(
+        cfg.teacher, task, cfg.run.random_seed, jobs, on_reply, ledger, desc="self-reward judge"
     )
     return [replies.get(key) for key in keys]

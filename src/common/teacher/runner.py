@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from common.config import TeacherSection
 from common.jsonl import JsonlAppender
-from common.teacher.backends import Job, Reply
+from common.teacher.backends import Job, Reply, make_teacher
 from common.teacher.costs import Budget, estimate_tokens, prices, teacher_model, usd
 
 # Replies worth keeping: a re-run with the same prompt would only pay for the same answer.
@@ -150,3 +150,10 @@ def ask_teacher(
             if cache:
                 cache.close()
     return budget
+
+
+def ask_configured_teacher(
+    settings: TeacherSection, task, seed: int, jobs: list[Job], on_reply, ledger_path: Path, desc: str
+) -> Budget:
+    """ask_teacher() through the TEACHER backend itself (the judges of stages 07 and 09)."""
+    return ask_teacher(settings, make_teacher(settings, task, seed), jobs, on_reply, ledger_path, desc=desc)
