@@ -30,7 +30,7 @@ script_phaseC   := scripts/08_train_dpo.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test test-fast lint format demo tiny-model merge loop report all clean bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets $(STAGES) dpo
+.PHONY: help setup config test test-fast lint format demo tiny-model merge loop report all clean clean-all bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets $(STAGES) dpo
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -158,5 +158,8 @@ gpu-setup: ## on a bare CUDA box: pull, venv, pins (+bitsandbytes), GPU check, h
 targets: ## list the target names (the image's entrypoint checks against it)
 	@grep -hE '^[a-zA-Z_-]+( [a-zA-Z_-]+)*:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*//' | tr ' ' '\n'
 
-clean: ## delete run artifacts in data/, checkpoints/, outputs/ (keeps the venv)
-	find data checkpoints outputs -mindepth 1 ! -name .gitkeep -delete
+clean: | $(SETUP_STAMP) ## delete one run: data/RUN, checkpoints/RUN, outputs/RUN under WORK_DIR (RUN_NAME, else TASK)
+	@$(PY) scripts/clean.py
+
+clean-all: | $(SETUP_STAMP) ## list every run and the tiny model under WORK_DIR, delete after `y` (CONFIRM=1: no question)
+	@$(PY) scripts/clean.py --all $(if $(filter 1,$(CONFIRM)),--yes)

@@ -11,22 +11,33 @@ from common.data.sampling import class_counts, stratified_indices
 from common.data.tasks import get_task
 from common.errors import DataError, run_main
 from common.jsonl import write_jsonl
+from common.outputs import staged_outputs
 from common.stage import stage_run
 
 
-def dedupe(rows: list[dict]) -> tuple[list[dict], int]:
-    seen, out = set(), []
-    for row in rows:
-        if row["id"] not in seen:
-            seen.add(row["id"])
+def dedupe(rows: list[dict], source: str = "the data") -> tuple[list[dict], int]:
+    """Drop rows repeating an earlier row's id and question. An id shared by two different
+    questions is an error naming both rows (dropping one would silently lose data)."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, row in enumerate(rows):
+        first = seen.get(row["id"])
+        if first is None:
+            seen[row["id"]] = i
             out.append(row)
+        elif rows[first]["question"] != row["question"]:
+            raise DataError(
+                f"{source}: rows {first + 1} and {i + 1} share id {row['id']!r} but ask different "
+                f"questions ({rows[first]['question'][:50]!r} vs {row['question'][:50]!r}); "
+                f"give every question its own id"
+            )
     return out, len(rows) - len(out)
 
 
 def load_pool(task, train_source, test_source) -> tuple[list[dict], list[dict], dict]:
     """The deduplicated training pool, less any row also in the test split, and the test split."""
-    pool, dup_train = dedupe(task.load_split("train", train_source))
-    test, dup_test = dedupe(task.load_split("test", test_source))
+    pool, dup_train = dedupe(task.load_split("train", train_source), str(train_source or "the train split"))
+    test, dup_test = dedupe(task.load_split("test", test_source), str(test_source or "the test split"))
     test_ids = {row["id"] for row in test}
     test_questions = {row["question"] for row in test}
     clean = [r for r in pool if r["id"] not in test_ids and r["question"] not in test_questions]
@@ -79,13 +90,11 @@ def main() -> None:
         train, dev = split_train_dev(cfg, task, pool)
 
         splits = {"train": train, "dev": dev, "test": test}
-        paths = [
-            cfg.run.data_dir / "sample_train.jsonl",
-            cfg.run.data_dir / "dev.jsonl",
-            cfg.run.data_dir / "test.jsonl",
-        ]
-        for path, rows in zip(paths, splits.values(), strict=True):
-            write_jsonl(path, rows)
+        names = ["sample_train.jsonl", "dev.jsonl", "test.jsonl"]
+        with staged_outputs(cfg.run.data_dir, "sample") as staging:  # all three files or none
+            for name, rows in zip(names, splits.values(), strict=True):
+                write_jsonl(staging.path(name), rows)
+        paths = [cfg.run.data_dir / name for name in names]
         run.outputs(*paths)
         run.extra["stats"] = {
             "pool": len(pool),

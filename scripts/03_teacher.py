@@ -17,7 +17,7 @@ from common.config import load_config, shown
 from common.data.prompts import mentions_hint
 from common.data.tasks import Task, get_task
 from common.data.validation import reason
-from common.errors import BudgetReached, DataError, run_main
+from common.errors import BudgetReached, DataError, LooperError, run_main
 from common.jsonl import JsonlAppender, read_jsonl
 from common.stage import stage_run
 from common.teacher.backends import Job, Reply, make_teacher
@@ -245,6 +245,12 @@ def main() -> None:
         run.extra["stats"] = stats
         print_summary(stats, rows, budget.spent)
         print(f"wrote {shown(out_path)}, {shown(ledger_path)}")
+        failed = sum(row["status"] == "api_error" for row in rows)
+        if examples and failed == len(examples):  # nothing usable: a failure, not a finished stage
+            raise LooperError(
+                f"teacher: every request failed ({failed}/{len(examples)} api_error, e.g. "
+                f"{rows[0].get('error', '?')}); check the key, TEACHER_MODEL and the base URL, then re-run"
+            )
     if budget.exhausted:
         raise BudgetReached(
             f"MAX_COST_USD={cfg.teacher.max_cost_usd} reached (${budget.spent:.4f} spent); "

@@ -24,6 +24,7 @@ from common.data.validation import REASONS, agreement_stats, class_share, length
 from common.errors import DataError, run_main
 from common.jsonl import read_jsonl, write_json, write_jsonl
 from common.models.loading import load_tokenizer
+from common.outputs import staged_outputs
 from common.stage import stage_run
 
 MAX_MAJORITY = 0.60
@@ -247,13 +248,14 @@ def add_lengths(cfg, report: dict, out: dict, skipped: int) -> None:
 
 
 def export(data_dir, out: dict, report: dict, report_path) -> list:
-    """Step 6: every file at once, after every check passed."""
-    written = []
-    for name, rows in out.items():
-        written.append(data_dir / f"{name}.jsonl")
-        write_jsonl(written[-1], rows)
-    write_json(report_path, report)
-    return written + [report_path]
+    """Step 6: every file at once, after every check passed: written beside the old set and swapped
+    in whole, so a kill leaves the old set or the new one, never a mix."""
+    names = [f"{name}.jsonl" for name in out] + [report_path.name]
+    with staged_outputs(data_dir, "datasets") as staging:
+        for name, rows in out.items():
+            write_jsonl(staging.path(f"{name}.jsonl"), rows)
+        write_json(staging.path(report_path.name), report)
+    return [data_dir / name for name in names]
 
 
 def print_report(cfg, task, report: dict, out: dict, n_sample: int) -> None:

@@ -25,6 +25,7 @@ from common.train.dpo import (
 from common.train.setup import (
     already_done,
     finish,
+    finite_loss_callback,
     load_student,
     oom_hint,
     require_checkpoint,
@@ -88,7 +89,8 @@ def make_trainer(cfg, split, phase_b: Path, files: list, out_dir: Path):
         train_dataset=split["train"],
         eval_dataset=split["test"],
         processing_class=tokenizer,
-        callbacks=[] if staged else [EarlyStoppingCallback(cfg.train.early_stopping_patience)],
+        callbacks=[finite_loss_callback("phaseC")]
+        + ([] if staged else [EarlyStoppingCallback(cfg.train.early_stopping_patience)]),
         dpo=cfg.dpo,
     )
     cache = reference_cache_path(cfg, phase_b, files, cfg.run.checkpoint_dir / "ref_logps")

@@ -128,7 +128,9 @@ def keep_as_phase_c(cfg, best: dict, start: dict) -> Path:
         shutil.rmtree(aside, ignore_errors=True)
         phase_c.rename(aside)
         print(f"loop: moved the previous {shown(phase_c)} to {shown(aside)}")
-    shutil.copytree(best["checkpoint"], phase_c)
+    tmp = phase_c.with_name(f"phaseC.tmp-{os.getpid()}")  # copied whole, then renamed into place
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(best["checkpoint"], tmp)
     selection = {
         "source": shown(best["checkpoint"]),
         "spec": best["spec"],
@@ -137,7 +139,8 @@ def keep_as_phase_c(cfg, best: dict, start: dict) -> Path:
         "dev_accuracy": best["dev_accuracy"],
         "start_dev_accuracy": start["dev_accuracy"],
     }
-    write_json(phase_c / "selection.json", selection)
+    write_json(tmp / "selection.json", selection)
+    os.replace(tmp, phase_c)
     return phase_c
 
 

@@ -138,7 +138,9 @@ def test_401_echoing_the_key_never_leaks_it(tmp_path):
             run_script("03_teacher.py", tmp_path, **teacher_env(api, backend))
             for backend in ("openai", "anthropic")
         ]
-    assert all(p.returncode == 0 for p in procs)
+    # Every request failed: the stage fails (exit 1, one line), keeping the rows to retry.
+    assert all(p.returncode == 1 and "every request failed (3/3 api_error" in p.stderr for p in procs)
+    assert not (tmp_path / "data/compare/teacher.manifest.json").exists()
     assert all(r["status"] == "api_error" for r in outputs(tmp_path).values())
     assert "***" in next(iter(outputs(tmp_path).values()))["error"]
     assert_key_nowhere(tmp_path, *(p.stdout + p.stderr for p in procs))

@@ -16,10 +16,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
@@ -58,6 +61,27 @@ WARMUP_DEFAULT = 0.03  # trainer_args' warm-up: a fraction of the steps, below 1
 def project_dir() -> Path:
     """The Looper project folder: the one the command runs from."""
     return Path.cwd()
+
+
+def mask_url(value: str) -> str:
+    """`value` with any password (or token) inside a URL's user part replaced by ***:
+    https://alice:s3cret@proxy/v1 -> https://alice:***@proxy/v1. Other text is returned as is."""
+    if "://" not in value or "@" not in value:
+        return value
+    parts = []
+    for part in value.split(","):
+        try:
+            url = urlsplit(part.strip()) if "://" in part else None
+        except ValueError:
+            url = None
+        if url is None or "@" not in url.netloc:
+            parts.append(part)
+            continue
+        user, _, host = url.netloc.rpartition("@")
+        name, sep, _secret = user.partition(":")
+        masked = f"{name}:***@{host}" if sep else f"***@{host}"
+        parts.append(part.replace(url.netloc, masked, 1) if url.netloc in part else urlunsplit(url))
+    return ",".join(parts)
 
 
 def _opt(default, help: str, choices: tuple[str, ...] | None = None, secret: bool = False, key: str = ""):
@@ -383,7 +407,11 @@ class Config:
         out = {}
         for spec in KEYS.values():
             value = self.value(spec.name)
-            out[spec.name.upper()] = ("***" if value else "") if spec.secret else value
+            if spec.secret:
+                value = "***" if value else ""
+            elif isinstance(value, str):
+                value = mask_url(value)
+            out[spec.name.upper()] = value
         return out
 
     def describe(self) -> str:
@@ -489,7 +517,14 @@ def _read_env_file(path: Path, strict: bool) -> dict[str, str]:
     """Every KEY=value of a file. Unknown keys: an error in our own profiles (strict); else a
     warning naming the closest known key. Aliases are kept under their own name here."""
     out = {}
-    for key, value in dotenv_values(path).items():
+    try:
+        values = dotenv_values(path)
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: byte {err.object[err.start]:#04x} at offset {err.start} is not UTF-8; "
+            f"save the file as UTF-8"
+        ) from None
+    for key, value in values.items():
         upper = key.upper()
         if key.lower() in KEYS or upper in ALIASES or upper == WARMUP_ALIAS:
             out[upper] = value or ""
@@ -570,7 +605,10 @@ def load_config(
     env = dict(os.environ) if env is None else env
     project = project_dir()
     if env_file is None:  # LOOPER_ENV_FILE lets tests and CI ignore a developer's own .env
-        env_file = Path(env.get("LOOPER_ENV_FILE") or project / ".env")
+        named = env.get("LOOPER_ENV_FILE")
+        env_file = Path(named or project / ".env")
+        if named and not env_file.exists():  # /dev/null (no .env) is fine
+            raise ConfigError(f"LOOPER_ENV_FILE={named}: no such file; fix the path or unset it")
 
     notes: list[str] = []
     layers: list[dict[str, tuple[str, str]]] = []
@@ -721,8 +759,47 @@ def _check_ranges(cfg: Config) -> None:
     for key in at_least_one:
         if cfg.value(key) < 1:
             raise ConfigError(f"{key.upper()}={cfg.value(key)} must be at least 1")
-    if cfg.data.dev_samples < 0:
-        raise ConfigError(f"DEV_SAMPLES={cfg.data.dev_samples} must be 0 or more")
+    at_least_zero = (
+        "dev_samples",
+        "random_seed",
+        "tiny_pretrain_steps",
+        "eval_samples",
+        "eval_steps",
+        "early_stopping_patience",
+        "teacher_max_retries",
+        "rollout_questions",
+        "attribution_samples",
+        "judge_samples",
+        "max_cost_usd",
+        "teacher_timeout",
+        "lora_alpha",
+        "epochs",
+        "dpo_epochs",
+    )
+    for key in at_least_zero:
+        value = cfg.value(key)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{key.upper()}={value} must be 0 or more")
+    if cfg.run.random_seed >= 2**32:
+        raise ConfigError(f"RANDOM_SEED={cfg.run.random_seed} must be below 2**32 (numpy's limit)")
+    if cfg.train.max_steps < -1 or cfg.train.max_steps == 0:
+        raise ConfigError(f"MAX_STEPS={cfg.train.max_steps} must be -1 (use EPOCHS) or at least 1")
+    for key in ("learning_rate", "dpo_learning_rate"):
+        value = cfg.value(key)
+        if not math.isfinite(value) or value < 0:  # 0 is allowed: a phase that changes nothing
+            raise ConfigError(f"{key.upper()}={value} must be a finite number, 0 or more (e.g. 2e-4)")
+    for key in ("teacher_price_in", "teacher_price_out"):
+        value = cfg.value(key)
+        if not math.isfinite(value) or (value < 0 and value != -1):
+            raise ConfigError(f"{key.upper()}={value} must be 0 or more, or -1 for the built-in table")
+    _check_run_name(cfg.run.run_name)
+    run = cfg.run
+    for path in (run.base_dir, *(run.base_dir / top for top in ("data", "checkpoints", "outputs"))):
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"WORK_DIR: {path} is a file, not a folder; set WORK_DIR to a folder")
+    for path in (run.data_dir, run.checkpoint_dir, run.output_dir):
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"RUN_NAME={run.name}: {path} is a file, not a folder; pick another RUN_NAME")
     if not 0 <= cfg.teacher.teacher_error_rate <= 1:
         raise ConfigError(f"TEACHER_ERROR_RATE={cfg.teacher.teacher_error_rate} must be in [0, 1]")
     for key in ("dpo_loss", "loop_losses"):
@@ -749,6 +826,18 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError("LOAD_IN_4BIT=1 needs a CUDA GPU (bitsandbytes); use HW=4060 on a GPU")
     trl_args(cfg.train.sft_args, "sft")  # names and types checked now, not after the model loads
     trl_args(cfg.dpo.dpo_args, "dpo")
+
+
+RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _check_run_name(name: str) -> None:
+    """RUN_NAME is one plain folder name: it can't climb out of data/, checkpoints/, outputs/."""
+    if name and (not RUN_NAME_PATTERN.fullmatch(name) or ".." in name):
+        raise ConfigError(
+            f"RUN_NAME={name!r} must be a plain folder name: letters, digits, '.', '_', '-', starting "
+            f"with a letter or digit, no '..' or '/' (e.g. RUN_NAME=gsm8k-lr2)"
+        )
 
 
 def _check_lists(cfg: Config) -> None:

@@ -46,8 +46,14 @@ def read_jsonl(path: Path, made_by: str | None = None) -> list[dict]:
         hint = f"; run `make {made_by}` first" if made_by else ""
         raise DataError(f"{path} does not exist{hint}")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{path}:{lineno}: byte {raw[err.start]:#04x} is not UTF-8; save the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from common.config import Config, print_config, shown
 from common.manifest import write_manifest
+from common.outputs import cleanup
 
 
 class StageRun:
@@ -71,6 +72,7 @@ def stage_run(
     manifest=False: the block writes its own (the training stages: common.train.setup.finish writes
     train.manifest.json with the metrics, from the main process only, using run.started)."""
     print_config(cfg, title)
+    cleanup(out_dir)  # what a killed run left: staging folders, hidden .tmp-PID files
     run = StageRun(cfg, stage, out_dir, inputs)
     run.record = manifest
     yield run

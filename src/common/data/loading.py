@@ -80,6 +80,15 @@ def load_local(path: Path) -> Source:
     datasets.disable_progress_bars()
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty; regenerate it or point at the right file")
+    if LOCAL_FORMATS[path.suffix] in ("json", "csv"):
+        data = path.read_bytes()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = data.count(b"\n", 0, err.start) + 1
+            raise DataError(
+                f"{path}:{line}: byte {data[err.start]:#04x} is not UTF-8; save the file as UTF-8"
+            ) from None
     try:
         ds = datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
     except Exception as err:  # datasets raises many types here; all mean "unreadable file"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from common.config import Config, ModelSection
 from common.errors import ConfigError
-from common.models.checkpoints import adapter_base, check_exists, is_adapter
+from common.models.checkpoints import adapter_base, check_exists, is_adapter, readable_model
 from common.models.tiny import ensure_tiny_model
 
 
@@ -93,13 +93,16 @@ def load_model(path: str, cfg: Config, made_by: str = "tiny-model"):
         from peft import PeftModel
 
         base = adapter_base(path)
-        model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs(cfg.model))
-        model = PeftModel.from_pretrained(model, path)
-        has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
-        tokenizer = load_tokenizer(path if has_tokenizer else base, cfg.model)
+        with readable_model(base, "tiny-model"):
+            model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs(cfg.model))
+        with readable_model(path, made_by):
+            model = PeftModel.from_pretrained(model, path)
+            has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
+            tokenizer = load_tokenizer(path if has_tokenizer else base, cfg.model)
     else:
-        model = AutoModelForCausalLM.from_pretrained(path, **model_kwargs(cfg.model))
-        tokenizer = load_tokenizer(path, cfg.model)
+        with readable_model(path, made_by):
+            model = AutoModelForCausalLM.from_pretrained(path, **model_kwargs(cfg.model))
+            tokenizer = load_tokenizer(path, cfg.model)
     if not cfg.model.load_in_4bit:
         model.to(device())
     model.eval()

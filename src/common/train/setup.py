@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import shutil
 import time
@@ -16,8 +17,9 @@ from pathlib import Path
 from common.config import TINY_MODEL_DIR, WARMUP_DEFAULT, Config, ModelSection, TrainSection, shown
 from common.errors import ConfigError, DataError, LooperError
 from common.manifest import write_manifest
-from common.models.checkpoints import check_exists, is_adapter, is_checkpoint
+from common.models.checkpoints import check_exists, is_adapter, is_checkpoint, readable_model
 from common.models.loading import attn_implementation, load_tokenizer, model_kwargs
+from common.outputs import cleanup, swap_dir
 from common.plots import plot_training_curves
 
 MANIFEST = "train.manifest.json"
@@ -55,16 +57,20 @@ def load_student(
         )
     if student.finetune == "full":
         source = str(init_checkpoint or student.model_name)
-        model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs(student))
-        return model, load_tokenizer(source, student)
-    model = AutoModelForCausalLM.from_pretrained(student.model_name, **model_kwargs(student))
+        with readable_model(source, "phaseA" if init_checkpoint else "tiny-model"):
+            model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs(student))
+            return model, load_tokenizer(source, student)
+    with readable_model(student.model_name, "tiny-model"):
+        model = AutoModelForCausalLM.from_pretrained(student.model_name, **model_kwargs(student))
     if student.load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     if init_checkpoint is None:
         model = get_peft_model(model, lora_config(student))
     else:
-        model = PeftModel.from_pretrained(model, str(init_checkpoint), is_trainable=True)
-    return model, load_tokenizer(student.model_name, student)
+        with readable_model(init_checkpoint, "phaseA"):
+            model = PeftModel.from_pretrained(model, str(init_checkpoint), is_trainable=True)
+    with readable_model(student.model_name, "tiny-model"):
+        return model, load_tokenizer(student.model_name, student)
 
 
 def require_checkpoint(path: Path, made_by: str) -> Path:
@@ -137,6 +143,7 @@ def packing_supported(model: ModelSection) -> bool:
 def resume_from(train: TrainSection, out_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
+    clean_leftovers(out_dir)
     ckpt_dir = out_dir / "checkpoints"
     if not train.resume:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -159,6 +166,34 @@ def already_done(train: TrainSection, out_dir: Path, inputs: dict[str, Path]) ->
     if same:
         print(f"{shown(out_dir)} is complete for these inputs; RESUME=0 trains it again")
     return same
+
+
+def check_finite(history: list[dict], phase: str) -> None:
+    """A phase whose logged loss is nan or inf saves nothing."""
+    for row in history:
+        for key in ("loss", "train_loss", "eval_loss"):
+            value = row.get(key)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise LooperError(
+                    f"{phase}: {key} is {value} at step {row.get('step', '?')}: training diverged and "
+                    f"nothing was saved; lower LEARNING_RATE (or DPO_LEARNING_RATE) and re-run"
+                )
+
+
+def finite_loss_callback(phase: str):
+    """A TrainerCallback that stops training with one line as soon as a logged loss is nan or inf."""
+    from transformers import TrainerCallback
+
+    class FiniteLoss(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            check_finite([dict(logs or {}, step=state.global_step)], phase)
+
+    return FiniteLoss()
+
+
+def clean_leftovers(out_dir: Path) -> None:
+    """Remove the `<phase>.tmp-PID` / `.old-PID` folders a killed save left beside `out_dir`."""
+    cleanup(out_dir.parent)
 
 
 @contextmanager
@@ -205,10 +240,18 @@ def finish(
     init_checkpoint: Path | None,
     started: float,
 ) -> dict:
-    """Save the best adapter (or full weights), tokenizer, model card, curves, log and manifest; drop checkpoints."""
-    trainer.save_model(str(out_dir))
-    trainer.processing_class.save_pretrained(str(out_dir))
+    """Save the best adapter (or full weights), tokenizer, model card, curves, log and manifest into
+    `<phase>.tmp-PID` beside `out_dir`, and swap it in only when complete (a kill leaves the previous
+    phase folder or the new one, never a half-saved checkpoint); drop Trainer's checkpoints."""
     history = trainer.state.log_history
+    check_finite(history, phase)
+    # One name for every process of a multi-GPU run: their launcher's PID.
+    owner = os.getpid() if trainer.accelerator.num_processes == 1 else os.getppid()
+    tmp = out_dir.with_name(f"{out_dir.name}.tmp-{owner}")
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    trainer.processing_class.save_pretrained(str(tmp))
     evals = [row["eval_loss"] for row in history if "eval_loss" in row]
     metrics = {
         "global_step": trainer.state.global_step,
@@ -220,15 +263,17 @@ def finish(
     }
     if not trainer.is_world_process_zero():  # one process writes; the others are done
         return metrics
-    (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
+    (tmp / "log_history.json").write_text(json.dumps(history, indent=1))
     title = f"{phase} ({cfg.run.task}, {cfg.run.hw})"
-    plot_training_curves(history, out_dir / "training_curves.png", title)
+    plot_training_curves(history, tmp / "training_curves.png", title)
     card = model_card(phase, cfg, cfg.model.model_name, data, metrics, init_checkpoint)
-    (out_dir / "README.md").write_text(card)
-    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    (tmp / "README.md").write_text(card)
+    if (out_dir / "runs").is_dir():  # TensorBoard logs travel with the new folder
+        shutil.move(str(out_dir / "runs"), str(tmp / "runs"))
     inputs = dict(data) | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})
-    outputs = [p for p in out_dir.iterdir() if p.is_file() and p.name != MANIFEST]
-    write_manifest(out_dir, "train", cfg, inputs, outputs, {"metrics": metrics}, started)
+    outputs = [p for p in tmp.iterdir() if p.is_file() and p.name != MANIFEST]
+    write_manifest(tmp, "train", cfg, inputs, outputs, {"metrics": metrics}, started)  # complete now
+    swap_dir(tmp, out_dir)  # the old folder, Trainer's checkpoints/ with it, goes only now
     print(
         f"{phase}: step {metrics['global_step']}, train loss {metrics['first_train_loss']} -> "
         f"{metrics['last_train_loss']}, best dev loss {metrics['best_dev_loss']}; "

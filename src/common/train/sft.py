@@ -10,6 +10,7 @@ from common.models.tiny import ensure_tiny_model
 from common.train.setup import (
     already_done,
     finish,
+    finite_loss_callback,
     load_student,
     oom_hint,
     packing_supported,
@@ -66,7 +67,10 @@ def run_sft(
         train_dataset=dataset["train"],
         eval_dataset=dataset["dev"],
         processing_class=tokenizer,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience)],
+        callbacks=[
+            EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience),
+            finite_loss_callback(phase),
+        ],
     )
     print(
         f"{phase}: {len(dataset['train'])} train / {len(dataset['dev'])} dev examples from "
