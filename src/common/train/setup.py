@@ -15,6 +15,7 @@ from pathlib import Path
 
 from common.config import TINY_MODEL_DIR, WARMUP_DEFAULT, Config, ModelSection, TrainSection, shown
 from common.errors import ConfigError, DataError, LooperError
+from common.fingerprint import fingerprint
 from common.manifest import write_manifest
 from common.models.checkpoints import check_exists, is_adapter, is_checkpoint
 from common.models.loading import attn_implementation, load_tokenizer, model_kwargs
@@ -147,20 +148,6 @@ def resume_from(train: TrainSection, out_dir: Path) -> str | None:
     return last
 
 
-def already_done(train: TrainSection, out_dir: Path, inputs: dict[str, Path]) -> bool:
-    """A finished phase with the same inputs is not trained again unless RESUME=0."""
-    from common.manifest import hash_path
-
-    path = out_dir / MANIFEST
-    if not (train.resume and path.is_file()):
-        return False
-    recorded = json.loads(path.read_text())["inputs"]
-    same = all(recorded.get(k, {}).get("sha256") == hash_path(v) for k, v in inputs.items())
-    if same:
-        print(f"{shown(out_dir)} is complete for these inputs; RESUME=0 trains it again")
-    return same
-
-
 @contextmanager
 def oom_hint(cfg: Config, phase: str):
     """Turn a CUDA out-of-memory error into one line naming the knobs of the profile."""
@@ -228,7 +215,8 @@ def finish(
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     inputs = dict(data) | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})
     outputs = [p for p in out_dir.iterdir() if p.is_file() and p.name != MANIFEST]
-    write_manifest(out_dir, "train", cfg, inputs, outputs, {"metrics": metrics}, started)
+    extra = {"metrics": metrics, "fingerprint": fingerprint(cfg, phase, inputs)}
+    write_manifest(out_dir, "train", cfg, inputs, outputs, extra, started)
     print(
         f"{phase}: step {metrics['global_step']}, train loss {metrics['first_train_loss']} -> "
         f"{metrics['last_train_loss']}, best dev loss {metrics['best_dev_loss']}; "
