@@ -219,9 +219,7 @@ def compare(recorded: dict | None, current: dict) -> list[str]:
         return ["no fingerprint recorded (made before Looper kept them)"]
     changes = []
     old_keys, new_keys = recorded.get("keys", {}), current["keys"]
-    for key in sorted(
-        set(old_keys) | set(new_keys), key=lambda k: list(new_keys).index(k) if k in new_keys else 0
-    ):
+    for key in [*new_keys, *(k for k in old_keys if k not in new_keys)]:
         if old_keys.get(key) != new_keys.get(key):
             changes.append(f"{key} {old_keys.get(key)} -> {new_keys.get(key)}")
     old_in, new_in = recorded.get("inputs", {}), current["inputs"]
