@@ -30,7 +30,7 @@ script_phaseC   := scripts/08_train_dpo.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test test-fast lint format demo tiny-model merge loop report all clean clean-all bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets $(STAGES) dpo
+.PHONY: help setup config test test-fast lint format demo tiny-model merge loop report all clean clean-all bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets status $(STAGES) dpo
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -79,7 +79,7 @@ test-fast: lint ## lint, then the suite without the tests marked slow: the edit 
 config: | $(SETUP_STAMP) ## print the effective configuration (secrets as ***)
 	@$(PY) -m common.config
 
-tiny-model: | $(SETUP_STAMP) ## build the tiny offline student into checkpoints/tiny-base (kept if present)
+tiny-model: | $(SETUP_STAMP) ## build the tiny offline student into checkpoints/tiny-base (kept if built with these settings)
 	$(PY) scripts/tiny_model.py
 
 # One rule for every stage: run its script, or say plainly that it does not exist yet.
@@ -98,6 +98,9 @@ phaseC:   ## 08 Phase C: DPO                     -> checkpoints/RUN/phaseC/
 dpo:      ## 08 the same as phaseC               -> checkpoints/RUN/phaseC/
 eval:     ## 09 evaluate checkpoints             -> outputs/RUN/
 
+status: | $(SETUP_STAMP) ## one line per stage for the current configuration: done, stale (what changed), damaged, missing
+	@$(PY) scripts/status.py
+
 loop: | $(SETUP_STAMP) ## rounds of rollouts -> pairs -> DPO, best on dev kept (ITERATIONS=N LOOP_LOSSES=a,b) -> checkpoints/RUN/loop/ phaseC/
 	LOOPER_LAUNCH="$(LAUNCH)" $(PY) scripts/loop.py
 
@@ -112,11 +115,13 @@ all: ## every stage in order
 	@for stage in $(STAGES); do $(MAKE) --no-print-directory $$stage || exit $$?; done
 
 # `make demo` is configuration only: configs/demo.env (DEMO_SMALL=1: configs/demo-small.env, the
-# CI smoke run) replaces .env, then the same stages every run uses, in order.
+# CI smoke run) replaces .env, then the same stages every run uses, in order. REBUILD=auto: what an
+# earlier command left under other settings is redone, so the demo prints what it prints from empty folders.
 DEMO_ENV = configs/demo$(if $(filter 1,$(DEMO_SMALL)),-small).env
 DEMO_STAGES := sample drafts teacher datasets phaseA phaseB loop eval
 demo: export LOOPER_ENV_FILE = $(DEMO_ENV)
 demo: export HW = cpu
+demo: export REBUILD = auto
 demo: | $(SETUP_STAMP) ## the whole loop on the synthetic task: CPU, offline, 7 to 13 min on 2 cores (DEMO_SMALL=1: about 2 min)
 	@start=$$(date +%s); \
 	$(PY) scripts/tiny_model.py || exit $$?; \

@@ -18,6 +18,7 @@ from common.data.prompts import mentions_hint
 from common.data.tasks import Task, get_task
 from common.data.validation import reason
 from common.errors import BudgetReached, DataError, LooperError, run_main
+from common.fingerprint import keep_rows, row_fp
 from common.jsonl import JsonlAppender, read_jsonl
 from common.stage import stage_run
 from common.teacher.backends import Job, Reply, make_teacher
@@ -110,7 +111,7 @@ def ask_for_answers(cfg, task, teacher, model, examples, outputs, ledger_path, r
         if len(replies) == cfg.teacher.teacher_attempts:
             row = example_row(
                 task, job.example, [replies[a] for a in sorted(replies)], cfg.teacher.backend, model
-            )
+            ) | {"fp": job.example["fp"]}
             if needs_rationale(cfg, task, row):
                 waiting.append(row)
             else:
@@ -222,8 +223,13 @@ def main() -> None:
             return
         teacher = make_teacher(cfg.teacher, task, cfg.run.random_seed)  # a missing key stops here
 
+        # Each row carries the fingerprint of the keys and the draft it was asked with.
+        for ex in examples:
+            ex["fp"] = row_fp(cfg, "teacher", ex.get("draft", ""))
+        fps = {ex["id"]: ex["fp"] for ex in examples}
         sent_at, waiting = time.time(), []
         with JsonlAppender(out_path) as outputs:
+            keep_rows(outputs, lambda row: fps.get(row["id"], row.get("fp")), "teacher")
             retried = outputs.retain(lambda row: row["status"] != "api_error")
             budget = ask_for_answers(
                 cfg, task, teacher, model, examples, outputs, ledger_path, retried, waiting

@@ -22,6 +22,7 @@ from common.data.records import to_sharegpt_preference
 from common.data.tasks import Task, get_task
 from common.errors import DataError, run_main
 from common.eval.evaluate import PHASES, resolve_checkpoint
+from common.fingerprint import hash_input, keep_rows, row_fp
 from common.jsonl import JsonlAppender, read_jsonl, write_json, write_jsonl
 from common.models.generation import generate
 from common.models.loading import load_model
@@ -194,8 +195,12 @@ def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[di
         questions[i : i + cfg.rollout.rollout_chunk]
         for i in range(0, len(questions), cfg.rollout.rollout_chunk)
     ]
+    # Each row carries the fingerprint of the keys, the policy's weights and its question's draft.
+    policy_hash = hash_input(policy.path)
+    fps = {q["id"]: row_fp(cfg, "rollouts", policy_hash, drafts.get(q["id"], "")) for q in questions}
     with JsonlAppender(out_dir / "rollouts.jsonl") as store:
         check_policy(store, cfg)
+        keep_rows(store, lambda row: fps.get(row["id"], row.get("fp")), "rollouts")
         done = sum(q["id"] in store for q in questions)
         print(
             f"rollouts: {done} of {len(questions)} questions already done; K="
@@ -215,6 +220,7 @@ def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[di
                 if not todo:
                     continue
                 for row in rollout_chunk(sampler, todo, bandit, index):
+                    row["fp"] = fps[row["id"]]
                     store.append(row)
                     for t in row["trajectories"]:
                         bandit.update(arm_index[t["arm"]], t["bandit_reward"])

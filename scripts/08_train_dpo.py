@@ -14,6 +14,7 @@ from pathlib import Path
 from common.config import load_config, shown
 from common.errors import DataError, run_main
 from common.eval.evaluate import resolve_checkpoint
+from common.fingerprint import reuse_finished
 from common.stage import stage_run
 from common.train.dpo import (
     LooperDPOTrainer,
@@ -23,7 +24,6 @@ from common.train.dpo import (
     reference_cache_path,
 )
 from common.train.setup import (
-    already_done,
     finish,
     finite_loss_callback,
     load_student,
@@ -111,7 +111,7 @@ def main() -> None:
         phase_b = require_checkpoint(Path(policy.path), made_by="phaseB")
         files = pair_files(cfg)
         data = {f.stem: f for f in files}
-        if already_done(cfg.train, out_dir, data | {"init_checkpoint": phase_b}):
+        if reuse_finished(cfg, "phaseC", data | {"init_checkpoint": phase_b}):
             return
         trainer = make_trainer(cfg, split_pairs(cfg, files), phase_b, files, out_dir)
         with oom_hint(cfg, "phaseC"):

@@ -24,6 +24,7 @@ from common.config import load_config, shown, split_list
 from common.data.tasks import get_task
 from common.errors import LooperError, run_main
 from common.eval.evaluate import answer_questions, resolve_checkpoint, summarize
+from common.fingerprint import hash_input, key_values, short_hash
 from common.jsonl import read_jsonl, write_json
 from common.models.loading import load_model
 from common.plots import plot_loop
@@ -53,8 +54,19 @@ def read_json_if(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+# checkpoint -> the fingerprint its dev accuracy was measured under (its files, the dev set, the
+# answer settings): a kept accuracy is reused only while that still matches.
+DEV_FP: dict[str, str] = {}
+
+
+def dev_fp(cfg, spec: str, dev_path: Path) -> str:
+    checkpoint = resolve_checkpoint(cfg, spec)
+    return short_hash([hash_input(checkpoint.path), hash_input(dev_path), key_values(cfg, "eval")])
+
+
 def write_state(path: Path, rounds: list[dict], best: dict, known: dict) -> None:
-    write_json(path, {"rounds": rounds, "best_round": best["round"], "dev_accuracy": known})
+    state = {"rounds": rounds, "best_round": best["round"], "dev_accuracy": known, "dev_fp": DEV_FP}
+    write_json(path, state)
 
 
 def run_round(cfg, n: int, policy: str, losses: list[str], launch: list[str], accuracy) -> dict:
@@ -159,11 +171,15 @@ def main() -> None:
         state_path = loop_dir / "loop.json"
         known = {}  # checkpoint -> dev accuracy, kept from a killed run (RESUME=0 forgets them)
         if state_path.is_file() and cfg.train.resume:
-            known = json.loads(state_path.read_text()).get("dev_accuracy", {})
+            state = json.loads(state_path.read_text())
+            DEV_FP.update(state.get("dev_fp", {}))
+            known = state.get("dev_accuracy", {})
 
         def accuracy(spec: str) -> float:
-            if spec not in known:
+            fp = dev_fp(cfg, spec, dev_path)
+            if spec not in known or DEV_FP.get(spec) != fp:
                 known[spec] = dev_accuracy(cfg, task, spec, dev, drafts)
+                DEV_FP[spec] = fp
             return known[spec]
 
         start = {"round": 0, "policy": cfg.rollout.policy, "dev_accuracy": accuracy(cfg.rollout.policy)}

@@ -16,7 +16,7 @@ def test_tiny_model_builds_offline_and_is_kept(tmp_path):
     proc = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"), TINY_PRETRAIN_STEPS="30")
     assert proc.returncode == 0, proc.stderr
     assert "pretrained 30 steps" in proc.stdout
-    again = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"))
+    again = run_script("tiny_model.py", tmp_path, "--out", str(tmp_path / "tiny"), TINY_PRETRAIN_STEPS="30")
     assert again.returncode == 0 and "exists" in again.stdout  # kept, not rebuilt
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny")
     assert model.config.model_type == "llama"

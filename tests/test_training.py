@@ -69,7 +69,7 @@ def test_phases_a_b_c_learn_and_chain(trained):
     # A re-run of a finished phase is a no-op; RESUME=0 retrains and reuses the cached
     # reference log-probs (none computed).
     proc = run_script("08_train_dpo.py", built, **(FAST | {"EVAL_STEPS": "1"}))
-    assert "is complete for these inputs" in proc.stdout
+    assert "is complete for this configuration and inputs" in proc.stdout
     proc = run_script("08_train_dpo.py", built, **FAST, RESUME="0", DPO_LOSS="cal_dpo+sft")
     assert proc.returncode == 0, proc.stderr
     assert "reference log-probs: 0 computed" in proc.stdout

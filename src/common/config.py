@@ -102,6 +102,12 @@ class RunSection:
     tiny_pretrain_steps: int = _opt(
         300, "make tiny-model: pretraining steps on sums and repeated sentences (0: a random base)"
     )
+    rebuild: str = _opt(
+        "stop",
+        "a finished stage whose keys or inputs changed (or whose outputs were damaged): stop "
+        "naming the change, or auto (redo it and, through its outputs, what follows)",
+        choices=("stop", "auto"),
+    )
     rollout_subdir: str = _opt(
         "", "write rollouts and preferences under data/RUN/<this> (make loop sets it per iteration)"
     )

@@ -24,6 +24,10 @@ class DataError(LooperError):
     exit_code = 1
 
 
+class StaleError(DataError):
+    """A finished stage no longer matches the configuration or its recorded outputs."""
+
+
 class BudgetReached(LooperError):
     """MAX_COST_USD was reached; everything finished so far is kept."""
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from common.config import Config, print_config, shown
+from common.fingerprint import STAGE_KEYS, fingerprint
 from common.manifest import write_manifest
 from common.outputs import cleanup
 
@@ -52,6 +53,8 @@ class StageRun:
 
     def write(self) -> Path:
         outputs = [p for p in self.written if p.is_file()]
+        if self.stage in STAGE_KEYS:  # what decides whether it is reused: common.fingerprint
+            self.extra["fingerprint"] = fingerprint(self.cfg, self.stage, self.inputs)
         self.manifest = write_manifest(
             self.out_dir, self.stage, self.cfg, self.inputs, outputs, self.extra, self.started
         )

@@ -6,7 +6,10 @@ It has the real architecture, so every stage runs the same code on it as on a 7B
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import shutil
 from pathlib import Path
 
 from common.config import TINY_MODEL_DIR
@@ -15,6 +18,9 @@ from common.data import prompts, synthetic
 # The student `make tiny-model` builds (tests build their own, unpretrained, at the defaults of
 # build_tiny_model). Embeddings start at std 0.15, not 0.02: see README, "The tiny offline model".
 STUDENT = {"hidden": 128, "layers": 4, "heads": 4, "vocab_size": 1024, "seed": 0, "embedding_std": 0.15}
+# The build settings, written beside the weights: the model is keyed by them (a rebuild when they
+# differ; common.fingerprint names the model by their hash).
+SETTINGS = "looper_tiny.json"
 
 # ChatML. The {% generation %} block marks the assistant's tokens, end-of-turn included, so
 # TRL's assistant-only loss teaches the model to stop.
@@ -142,7 +148,8 @@ def build_tiny_model(
     embedding_std: float = 0.02,
 ) -> Path:
     """Write tokenizer + LlamaForCausalLM to out_dir, randomly initialised, then pretrained for
-    `pretrain_steps` (0: none, as in the tests); return out_dir."""
+    `pretrain_steps` (0: none, as in the tests), and the settings to out_dir/looper_tiny.json. The
+    model is built in a temporary sibling folder and swapped in whole; return out_dir."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
@@ -172,17 +179,59 @@ def build_tiny_model(
         pretrain(model, tokenizer, pretrain_steps, seed)
     model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = (out_dir.with_name(f".{out_dir.name}.{what}-{os.getpid()}") for what in ("tmp", "old"))
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    settings = build_settings(hidden, layers, heads, vocab_size, seed, pretrain_steps, embedding_std)
+    (tmp / SETTINGS).write_text(json.dumps(settings, indent=1) + "\n")
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def build_settings(hidden, layers, heads, vocab_size, seed, pretrain_steps, embedding_std) -> dict:
+    return {
+        "hidden": hidden,
+        "layers": layers,
+        "heads": heads,
+        "vocab_size": vocab_size,
+        "seed": seed,
+        "embedding_std": embedding_std,
+        "pretrain_steps": pretrain_steps,
+    }
+
+
+def settings_change(path: Path, wanted: dict) -> str:
+    """'' when the model in `path` was built with `wanted`; else what differs, in a few words."""
+    path = Path(path)
+    if not (path / "model.safetensors").is_file():
+        return "it is missing"
+    file = path / SETTINGS
+    had = json.loads(file.read_text()) if file.is_file() else {}
+    if not had:
+        return "its build settings are not recorded"
+    diff = [f"{k} {had.get(k)} -> {v}" for k, v in wanted.items() if had.get(k) != v]
+    return ", ".join(diff)
 
 
 def ensure_tiny_model(path: str | Path, pretrain_steps: int) -> None:
     """Build the default student when a stage needs it and it is missing (the cpu profile's
-    MODEL_NAME), as `make tiny-model` would; any other path is left to the caller."""
+    MODEL_NAME), as `make tiny-model` would; any other path is left to the caller. A model built
+    with other settings is kept (a stage's fingerprint names the model it used); `make tiny-model`
+    rebuilds it."""
     path = Path(path)
-    if not str(path).endswith(TINY_MODEL_DIR) or (path / "model.safetensors").is_file():
+    if not str(path).endswith(TINY_MODEL_DIR):
+        return
+    if (path / "model.safetensors").is_file():
+        change = settings_change(path, build_settings(pretrain_steps=pretrain_steps, **STUDENT))
+        if change and (path / SETTINGS).is_file():
+            print(
+                f"note: tiny model {path} was built with other settings ({change}); `make tiny-model` rebuilds it"
+            )
         return
     print(f"tiny model: {path} is missing; building it ({pretrain_steps} pretraining steps)", flush=True)
     build_tiny_model(path, pretrain_steps=pretrain_steps, **STUDENT)

@@ -8,6 +8,7 @@ from pathlib import Path
 from common.config import TINY_MODEL_DIR, Config, shown
 from common.data.prompts import parse_draft, render_prompt
 from common.data.tasks import Task
+from common.fingerprint import keep_rows, model_identity, row_fp
 from common.jsonl import JsonlAppender, read_jsonl
 from common.models.generation import generate_batches
 from common.models.loading import load_model
@@ -21,7 +22,9 @@ def read_draft_texts(cfg: Config) -> dict[str, str]:
 
 def write_drafts(cfg: Config, task: Task, questions: list[dict], path: Path, model_path: str) -> dict:
     """Draft every question not yet in `path` with `model_path`; return {id: draft row}."""
+    fp = row_fp(cfg, "drafts", model_identity(model_path, cfg.run.base_dir))
     with JsonlAppender(path) as drafts:
+        keep_rows(drafts, lambda row: fp, "drafts")
         todo = [q for q in questions if q["id"] not in drafts]
         print(f"{len(questions) - len(todo)} drafts already done, {len(todo)} to generate")
         if todo:
@@ -52,6 +55,7 @@ def write_drafts(cfg: Config, task: Task, questions: list[dict], path: Path, mod
                             "new_tokens": gen.new_tokens,
                             "truncated": gen.truncated,
                             "model": shown(model_path),
+                            "fp": fp,
                         }
                     )
         return {q["id"]: drafts.rows[q["id"]] for q in questions}

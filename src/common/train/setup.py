@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common.config import TINY_MODEL_DIR, WARMUP_DEFAULT, Config, ModelSection, TrainSection, shown
 from common.errors import ConfigError, DataError, LooperError
+from common.fingerprint import fingerprint
 from common.manifest import write_manifest
 from common.models.checkpoints import check_exists, is_adapter, is_checkpoint, readable_model
 from common.models.loading import attn_implementation, load_tokenizer, model_kwargs
@@ -154,20 +155,6 @@ def resume_from(train: TrainSection, out_dir: Path) -> str | None:
     return last
 
 
-def already_done(train: TrainSection, out_dir: Path, inputs: dict[str, Path]) -> bool:
-    """A finished phase with the same inputs is not trained again unless RESUME=0."""
-    from common.manifest import hash_path
-
-    path = out_dir / MANIFEST
-    if not (train.resume and path.is_file()):
-        return False
-    recorded = json.loads(path.read_text())["inputs"]
-    same = all(recorded.get(k, {}).get("sha256") == hash_path(v) for k, v in inputs.items())
-    if same:
-        print(f"{shown(out_dir)} is complete for these inputs; RESUME=0 trains it again")
-    return same
-
-
 def check_finite(history: list[dict], phase: str) -> None:
     """A phase whose logged loss is nan or inf saves nothing."""
     for row in history:
@@ -272,7 +259,8 @@ def finish(
         shutil.move(str(out_dir / "runs"), str(tmp / "runs"))
     inputs = dict(data) | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})
     outputs = [p for p in tmp.iterdir() if p.is_file() and p.name != MANIFEST]
-    write_manifest(tmp, "train", cfg, inputs, outputs, {"metrics": metrics}, started)  # complete now
+    extra = {"metrics": metrics, "fingerprint": fingerprint(cfg, phase, inputs)}
+    write_manifest(tmp, "train", cfg, inputs, outputs, extra, started)  # complete now
     swap_dir(tmp, out_dir)  # the old folder, Trainer's checkpoints/ with it, goes only now
     print(
         f"{phase}: step {metrics['global_step']}, train loss {metrics['first_train_loss']} -> "

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from common.config import Config, shown, trl_args
+from common.fingerprint import reuse_finished
 from common.models.tiny import ensure_tiny_model
 from common.train.setup import (
-    already_done,
     finish,
     finite_loss_callback,
     load_student,
@@ -49,9 +49,7 @@ def run_sft(
 
     started = time.time()
     data = {"train": train_path, "dev": dev_path}
-    if already_done(
-        cfg.train, out_dir, data | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})
-    ):
+    if reuse_finished(cfg, phase, data | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})):
         return None
     files = {"train": str(train_path), "dev": str(dev_path)}
     dataset = load_dataset("json", data_files=files)
