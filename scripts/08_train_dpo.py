@@ -14,7 +14,7 @@ from pathlib import Path
 from common.config import load_config, shown
 from common.errors import DataError, run_main
 from common.eval.evaluate import resolve_checkpoint
-from common.fingerprint import reuse_finished
+from common.fingerprint import fingerprint, reuse_finished, short_hash
 from common.stage import stage_run
 from common.train.dpo import (
     LooperDPOTrainer,
@@ -111,11 +111,13 @@ def main() -> None:
         phase_b = require_checkpoint(Path(policy.path), made_by="phaseB")
         files = pair_files(cfg)
         data = {f.stem: f for f in files}
-        if reuse_finished(cfg, "phaseC", data | {"init_checkpoint": phase_b}):
+        inputs = data | {"init_checkpoint": phase_b}
+        if reuse_finished(cfg, "phaseC", inputs):
             return
         trainer = make_trainer(cfg, split_pairs(cfg, files), phase_b, files, out_dir)
         with oom_hint(cfg, "phaseC"):
-            trainer.train(resume_from_checkpoint=resume_from(cfg.train, out_dir))
+            made_under = short_hash(fingerprint(cfg, "phaseC", inputs))
+            trainer.train(resume_from_checkpoint=resume_from(cfg.train, out_dir, made_under))
         finish(trainer, cfg, "phaseC", out_dir, data, phase_b, run.started)
 
 

@@ -211,6 +211,20 @@ def test_killed_phase_resumes_at_the_same_step(built, tmp_path):
     )
 
 
+def test_a_killed_phase_is_not_resumed_under_another_configuration(built, tmp_path):
+    copy(built, tmp_path)
+    env = FAST | {"MAX_STEPS": "40", "EVAL_STEPS": "4", "EARLY_STOPPING_PATIENCE": "100"}
+    proc = start_script("05_train_baseline.py", tmp_path, **env)
+    _wait_for("checkpoint-8/trainer_state.json", tmp_path / "checkpoints/arith/phaseA/checkpoints", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    changed = run_script("05_train_baseline.py", tmp_path, **(env | {"LEARNING_RATE": "0.002"}))
+    assert changed.returncode == 0, changed.stderr[-2000:]
+    assert "made under another configuration" in changed.stdout and "resuming from" not in changed.stdout
+    steps = [r["step"] for r in history(tmp_path, "phaseA") if "loss" in r]
+    assert steps[0] < 8 and steps[-1] == 40  # trained from the start
+
+
 def test_two_processes_through_accelerate(built, tmp_path):
     copy(built, tmp_path)
     cmd = [

@@ -141,15 +141,23 @@ def packing_supported(model: ModelSection) -> bool:
     return attn_implementation(model.attn_impl) == "flash_attention_2"
 
 
-def resume_from(train: TrainSection, out_dir: Path) -> str | None:
+def resume_from(train: TrainSection, out_dir: Path, made_under: str) -> str | None:
+    """The last checkpoint of a killed run of this phase, if it was made under the same fingerprint
+    (`made_under`, recorded in checkpoints/fingerprint); checkpoints of another configuration are
+    dropped, so a resume never continues someone else's run."""
     from transformers.trainer_utils import get_last_checkpoint
 
     clean_leftovers(out_dir)
     ckpt_dir = out_dir / "checkpoints"
-    if not train.resume:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        return None
+    record = ckpt_dir / "fingerprint"
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if last and train.resume and (not record.is_file() or record.read_text() != made_under):
+        print(f"dropping {shown(ckpt_dir)}: made under another configuration or inputs; starting over")
+        last = None
+    if not (train.resume and last):
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    record.write_text(made_under)
     if last:
         print(f"resuming from {shown(last)} (RESUME=0 starts over)")
     return last

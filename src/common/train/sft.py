@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from common.config import Config, shown, trl_args
-from common.fingerprint import reuse_finished
+from common.fingerprint import fingerprint, reuse_finished, short_hash
 from common.models.tiny import ensure_tiny_model
 from common.train.setup import (
     finish,
@@ -49,7 +49,8 @@ def run_sft(
 
     started = time.time()
     data = {"train": train_path, "dev": dev_path}
-    if reuse_finished(cfg, phase, data | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})):
+    inputs = data | ({"init_checkpoint": init_checkpoint} if init_checkpoint else {})
+    if reuse_finished(cfg, phase, inputs):
         return None
     files = {"train": str(train_path), "dev": str(dev_path)}
     dataset = load_dataset("json", data_files=files)
@@ -75,5 +76,6 @@ def run_sft(
         f"{shown(train_path)}, packing={packing}, {trainer.accelerator.num_processes} process(es)"
     )
     with oom_hint(cfg, phase):
-        trainer.train(resume_from_checkpoint=resume_from(cfg.train, out_dir))
+        made_under = short_hash(fingerprint(cfg, phase, inputs))
+        trainer.train(resume_from_checkpoint=resume_from(cfg.train, out_dir, made_under))
     return finish(trainer, cfg, phase, out_dir, data, init_checkpoint, started)
