@@ -143,7 +143,8 @@ def data_report(cfg, task, sample, teacher, reasons, policy, kept, heldout, trai
 
 
 def refuse_if_unusable(cfg, report: dict, report_path, reasons: dict, n_train: int, n_removed: int) -> None:
-    """Write the report and stop when nothing survived, or one class would dominate training."""
+    """Stop when nothing survived, or one class would dominate training, writing the report
+    (with the reason) to `report_path`, outside the output set."""
     classes = report["classes"]
 
     def refuse(why: str) -> None:
@@ -301,7 +302,10 @@ def main() -> None:
 
         report = data_report(cfg, task, sample, teacher, reasons, policy, kept, heldout, train)
         report_path = d / "data_report.json"
-        refuse_if_unusable(cfg, report, report_path, reasons, len(train), len(sample) - len(kept))
+        # A refusal's report stands beside the previous set, never in it.
+        refused_path = d / "data_report.refused.json"
+        refused_path.unlink(missing_ok=True)
+        refuse_if_unusable(cfg, report, refused_path, reasons, len(train), len(sample) - len(kept))
         out, skipped = build_records(cfg, task, train, heldout, [with_draft(q) for q in dev], drafts)
         add_lengths(cfg, report, out, skipped)
         run.outputs(*export(d, out, report, report_path))

@@ -68,9 +68,10 @@ def test_drop_without_balance_refuses_and_explains(upstream, tmp_path):
     assert proc.returncode == 1
     line = proc.stderr.strip().splitlines()[-1]
     assert "'no'" in line and "BALANCE=upsample" in line and "class-skewed" in line
-    report = json.loads((tmp_path / "data/compare/data_report.json").read_text())
+    report = json.loads((tmp_path / "data/compare/data_report.refused.json").read_text())
     assert report["refused"] and report["teacher"]["wrong"] > 0
     assert not (tmp_path / "data/compare/train_phaseB.jsonl").exists()
+    assert not (tmp_path / "data/compare/data_report.json").exists()  # no output set was written
 
 
 def test_upsample_restores_the_source_ratio(upstream, tmp_path):
