@@ -150,11 +150,11 @@ def resume_from(train: TrainSection, out_dir: Path, made_under: str) -> str | No
     clean_leftovers(out_dir)
     ckpt_dir = out_dir / "checkpoints"
     record = ckpt_dir / "fingerprint"
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    if last and train.resume and (not record.is_file() or record.read_text() != made_under):
+    last = get_last_checkpoint(str(ckpt_dir)) if train.resume and ckpt_dir.is_dir() else None
+    if last and (not record.is_file() or record.read_text() != made_under):
         print(f"dropping {shown(ckpt_dir)}: made under another configuration or inputs; starting over")
         last = None
-    if not (train.resume and last):
+    if not last:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     record.write_text(made_under)
