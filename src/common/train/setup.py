@@ -147,7 +147,7 @@ def resume_from(train: TrainSection, out_dir: Path, made_under: str) -> str | No
     dropped, so a resume never continues someone else's run."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    clean_leftovers(out_dir)
+    cleanup(out_dir.parent)  # a killed save's <phase>.tmp-PID / .old-PID folders beside it
     ckpt_dir = out_dir / "checkpoints"
     record = ckpt_dir / "fingerprint"
     last = get_last_checkpoint(str(ckpt_dir)) if train.resume and ckpt_dir.is_dir() else None
@@ -184,11 +184,6 @@ def finite_loss_callback(phase: str):
             check_finite([dict(logs or {}, step=state.global_step)], phase)
 
     return FiniteLoss()
-
-
-def clean_leftovers(out_dir: Path) -> None:
-    """Remove the `<phase>.tmp-PID` / `.old-PID` folders a killed save left beside `out_dir`."""
-    cleanup(out_dir.parent)
 
 
 @contextmanager
