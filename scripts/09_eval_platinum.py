@@ -11,6 +11,7 @@ report.md, accuracy.png (and data/RUN/test_drafts.jsonl when the prompts carry d
 """
 
 import argparse
+import random
 
 from common.config import load_config, shown
 from common.data.tasks import get_task
@@ -36,8 +37,13 @@ def parse_args():
 
 
 def load_test(cfg) -> list[dict]:
+    """The test split, or a fixed random EVAL_SAMPLES of it (seeded by RANDOM_SEED, in file order):
+    the first N of a file are often not a fair sample of it."""
     test = read_jsonl(cfg.run.data_dir / "test.jsonl", made_by="sample")
-    return test[: cfg.eval.eval_samples] if cfg.eval.eval_samples else test
+    if not cfg.eval.eval_samples or cfg.eval.eval_samples >= len(test):
+        return test
+    keep = sorted(random.Random(cfg.run.random_seed).sample(range(len(test)), cfg.eval.eval_samples))
+    return [test[i] for i in keep]
 
 
 def drafts_for_test(cfg, task, test, checkpoints) -> dict | None:

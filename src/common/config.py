@@ -367,7 +367,9 @@ class EvalSection:
         "comma-separated: base, phaseA, phaseB, phaseC, merged-phaseX, loop/roundN-LOSS, a folder "
         "or a hub id (default: base and every trained phase)",
     )
-    eval_samples: int = _opt(0, "evaluate the first N test questions (0: all)")
+    eval_samples: int = _opt(
+        0, "evaluate a fixed random N of the test questions, seeded by RANDOM_SEED (0: all)"
+    )
     eval_max_new_tokens: int = _opt(512, "answer token limit; the truncation rate is reported")
     eval_ablations: bool = _opt(True, "draft ablations and attribution on the last phase")
     attribution_samples: int = _opt(16, "questions for the integrated-gradients draft share")
@@ -660,14 +662,21 @@ def load_config(
 
 
 def _fill_defaults(sections: dict, sources: dict) -> dict:
-    """Defaults that depend on other keys, resolved once: the student per HW and TASK, the teacher
-    cache under WORK_DIR."""
+    """Defaults that depend on other keys, resolved once: the student per HW and TASK (a GGUF file
+    becomes its converted folder), the teacher cache under WORK_DIR."""
     run, model, teacher = sections["run"], sections["model"], sections["teacher"]
     if not model.model_name:
         default = DEFAULT_MODELS.get((run.hw, run.task)) or DEFAULT_MODELS[(run.hw, "*")]
         name = str(run.base_dir / default) if default == TINY_MODEL_DIR else default
         sections["model"] = dataclasses.replace(model, model_name=name)
         sources["model_name"] = f"default for HW={run.hw}, TASK={run.task}"
+    if sections["model"].model_name.endswith(".gguf"):
+        from common.models.gguf import student_folder
+
+        gguf_file = Path(sections["model"].model_name)
+        folder = student_folder(gguf_file, run.base_dir / ".cache" / "gguf")
+        sections["model"] = dataclasses.replace(sections["model"], model_name=str(folder))
+        sources["model_name"] = f"{sources.get('model_name', 'default')}, converted from {gguf_file.name}"
     if not teacher.cache_dir:
         sections["teacher"] = dataclasses.replace(teacher, cache_dir=str(run.base_dir / ".cache"))
         sources["cache_dir"] = "default (WORK_DIR/.cache)"
