@@ -70,7 +70,9 @@ PYTEST = $(PY) -m pytest $(1); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make $@: pytest collected no tests; that is a failure, not a pass"; exit 1; fi; \
 	exit $$rc
 
-test: lint ## lint, then the whole offline test suite (CI runs this; GPU tests skip on CPU)
+# The SmolLM2 tests read checkpoints/smollm2-135m-instruct here (a .env of yours does not apply).
+test: lint ## lint, fetch SmolLM2 (make smollm2), then the whole offline test suite (CI runs this; GPU tests skip on CPU)
+	@WORK_DIR=$(CURDIR) LOOPER_ENV_FILE=/dev/null $(PY) scripts/smollm2.py
 	@$(call PYTEST,)
 
 test-fast: lint ## lint, then the suite without the tests marked slow: the edit loop, under 3 min

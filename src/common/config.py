@@ -164,7 +164,7 @@ class DataSection:
 class ModelSection:
     """The student and how it is loaded (docker/hw/$HW.env sets these)."""
 
-    model_name: str = _opt("", "student: hub id or local folder (default: per HW and TASK)")
+    model_name: str = _opt("", "student: hub id, local folder or .gguf file (default: per HW and TASK)")
     load_in_4bit: bool = _opt(False, "QLoRA: load the base model in 4-bit NF4")
     bnb_double_quant: bool = _opt(False, "QLoRA: double quantization of the 4-bit constants")
     compute_dtype: str = _opt(
