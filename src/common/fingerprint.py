@@ -230,7 +230,7 @@ def compare(recorded: dict | None, current: dict) -> list[str]:
 
 
 def damaged_outputs(manifest: dict, folder: Path) -> list[str]:
-    from common.manifest import sha256_file
+    from common.jsonl import sha256_file
 
     bad = []
     for name, digest in manifest.get("outputs", {}).items():

@@ -1,7 +1,9 @@
-"""JSONL artifacts: atomic whole-file writes, flushed appends, and reads that name file:line."""
+"""JSONL artifacts: atomic whole-file writes, flushed appends, reads that name file:line, and
+file hashes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -122,3 +124,11 @@ class JsonlAppender:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

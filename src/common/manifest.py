@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from common.config import Config, project_dir
-from common.jsonl import write_json
+from common.jsonl import sha256_file, write_json
 
 PACKAGES = (
     "torch",
@@ -24,14 +24,6 @@ PACKAGES = (
     "openai",
     "anthropic",
 )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def hash_path(path: Path) -> str:

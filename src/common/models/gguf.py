@@ -5,25 +5,17 @@ loader and saved once as an ordinary safetensors folder, which every stage and a
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
 from common.errors import DataError
+from common.jsonl import sha256_file
 
 # Written last into a converted folder: the file it came from and the sizes of what was saved, so a
 # folder from another file, or one damaged since, is converted again instead of reused.
 SOURCE = "gguf_source.json"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def gguf_architecture(path: Path) -> str:
