@@ -239,3 +239,50 @@ def test_the_teacher_judge_stops_at_max_cost_usd(tmp_path):
         cfg = load_config([], env=judge_env(api, tmp_path, MAX_COST_USD="1.0"))[0]
         texts = judge_with_teacher(cfg, ARITH, [("Q?", "5")], ["q1-0"], ledger)
         assert texts == [None] and api.requests == []
+
+
+# -- the real stage on the tiny model -------------------------------------------------------------
+@pytest.mark.slow
+def test_the_stage_grades_by_majority_and_teacher_and_pairs_by_both(trained, tmp_path):
+    from conftest import FAST, copy, run_script
+
+    from common.jsonl import write_jsonl
+
+    copy(trained, tmp_path, phases=("phaseA", "phaseB"))
+    d = tmp_path / "data/arith"
+    write_jsonl(d / "sample_train.jsonl", read_jsonl(d / "sample_train.jsonl")[:6])
+    env = FAST | {
+        "ROLLOUTS_PER_QUESTION": "4",
+        "ROLLOUT_STRATEGIES": "cot",
+        "ROLLOUT_TEMPERATURES": "1.0",
+        "ROLLOUT_MAX_NEW_TOKENS": "16",
+        "JUDGE_MAX_NEW_TOKENS": "8",
+        "COUNTERFACTUAL": "0",
+    }
+    proc = run_script(
+        "07_rollouts.py", tmp_path, **env, LABEL_SOURCE="majority", MAJORITY_MIN="0.5", PAIR_SOURCE="both"
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = read_jsonl(d / "rollouts.jsonl")
+    for r in rows:
+        lab = r["label"]
+        assert lab["source"] == "majority"
+        assert (lab["label"] is None) == (lab["status"] != "ok")
+        assert all(
+            t["correct"] == (lab["label"] is not None and t["pred"] == lab["label"])
+            for t in r["trajectories"]
+        )
+    report = json.loads((d / "rollout_report.json").read_text())
+    assert set(report["labels"]["noise"]) == {"gold", "majority", "teacher"}  # stage 03 ran
+    unlabelled = {r["id"] for r in rows if r["label"]["label"] is None}
+    assert not any(p["question_id"] in unlabelled for p in read_jsonl(d / "preferences.jsonl"))
+    assert "## Labels (LABEL_SOURCE=majority)" in (d / "rollout_report.md").read_text()
+    # The teacher's labels: a changed LABEL_SOURCE re-runs the rows under the new fingerprint.
+    proc = run_script("07_rollouts.py", tmp_path, **env, LABEL_SOURCE="teacher")
+    assert proc.returncode == 0, proc.stderr
+    teacher = {r["id"]: r["answer"] for r in read_jsonl(d / "teacher_outputs.jsonl")}
+    for r in read_jsonl(d / "rollouts.jsonl"):
+        assert r["label"]["source"] == "teacher" and r["label"]["label"] == teacher[r["id"]]
+    # PAIR_SOURCE=judge with the judge off stops before any sampling.
+    proc = run_script("07_rollouts.py", tmp_path, **env, PAIR_SOURCE="judge", SELF_REWARD_JUDGE="none")
+    assert proc.returncode == 2 and "SELF_REWARD_JUDGE" in proc.stderr
