@@ -10,7 +10,8 @@ the trajectory composite, or correctness then the judge (PAIR_MODE=spin pairs SP
 
 Reads data/RUN/sample_train.jsonl, student_drafts.jsonl (when the policy was trained with drafts),
 teacher_outputs.jsonl (LABEL_SOURCE=teacher; otherwise only for the report's label-noise table,
-when present), train_phaseB.jsonl (PAIR_MODE=spin) and the POLICY checkpoint. Writes, under data/RUN[/ROLLOUT_SUBDIR]:
+when present), train_phaseB.jsonl (PAIR_MODE=spin) and the POLICY checkpoint.
+Writes, under data/RUN[/ROLLOUT_SUBDIR]:
 rollouts.jsonl (one row per question, appended: a killed run resumes), bandit_state.json,
 preferences.jsonl (TRL), sharegpt_preferences.jsonl (Axolotl / LLaMA-Factory), rollout_report.json,
 rollout_report.md and rollout_scores.png. A teacher judge's calls go to the run's cost ledger,

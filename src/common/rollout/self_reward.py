@@ -30,7 +30,7 @@ After examining the user's instruction and the response:
 
 Remember to assess from the AI Assistant perspective, utilizing web search knowledge as necessary. To evaluate the response in alignment with this additive scoring model, we'll systematically attribute points based on the outlined criteria."""  # noqa: E501
 
-ACE_PROMPT = """Rate the response to the user's question on three criteria, each from 1 (poor) to 5 (excellent):
+ACE_PROMPT = """Rate the response to the user's question on three criteria, each 1 (poor) to 5 (excellent):
 - Accuracy: is the reasoning correct and is the final answer right?
 - Completeness: does it answer the whole question, with the steps needed to check it?
 - Efficiency: does it reach the answer without detours, repetition or padding?
