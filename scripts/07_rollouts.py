@@ -294,6 +294,33 @@ def write_outputs(out_dir, rows, pairs, counts, bandit, labels: dict) -> tuple[d
     return report, [out_dir / n for n in names]
 
 
+def warn_no_pairs(cfg, report: dict) -> None:
+    """Why no pair was made, with the knob to turn."""
+    unlabelled = sum(report["labels"]["unlabelled_questions"].values())
+    if unlabelled == report["questions"]:
+        fix = (
+            "lower MAJORITY_MIN or raise ROLLOUTS_PER_QUESTION"
+            if cfg.rollout.label_source == "majority"
+            else "check data/RUN/teacher_outputs.jsonl (`make teacher`)"
+        )
+        print(
+            f"warning: no preference pairs: no question got a label from LABEL_SOURCE="
+            f"{cfg.rollout.label_source} ({report['labels']['unlabelled_questions']}); {fix}"
+        )
+    elif cfg.rollout.pair_source == "judge":
+        print(
+            f"warning: no preference pairs: no two trajectories of a prompt were judged at least "
+            f"JUDGE_MARGIN={cfg.rollout.judge_margin:g} apart ({report['judge']['unparseable']} judgements "
+            f"unparseable); lower JUDGE_MARGIN or try JUDGE_RUBRIC"
+        )
+    else:
+        print(
+            f"warning: no preference pairs: every question was all correct or all wrong "
+            f"({report['all_correct_questions']} / {report['all_wrong_questions']}); raise "
+            f"ROLLOUTS_PER_QUESTION or the temperatures"
+        )
+
+
 def read_teacher(cfg, run: StageRun) -> dict[str, str | None] | None:
     """The teacher's answers by question id: needed for LABEL_SOURCE=teacher (a missing file names
     `make teacher`), otherwise read when present so the report can show their agreement with gold."""
@@ -332,11 +359,7 @@ def main() -> None:
         run.extra["report"] = report
         print(render_markdown(report))
         if not pairs:
-            print(
-                f"warning: no preference pairs: every question was all correct or all wrong "
-                f"({report['all_correct_questions']} / {report['all_wrong_questions']}); raise "
-                f"ROLLOUTS_PER_QUESTION or the temperatures"
-            )
+            warn_no_pairs(cfg, report)
         print(f"wrote {shown(outputs[0])}, {shown(outputs[2])} ({len(pairs)} pairs), {shown(outputs[5])}")
 
 
