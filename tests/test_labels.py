@@ -286,3 +286,25 @@ def test_the_stage_grades_by_majority_and_teacher_and_pairs_by_both(trained, tmp
     # PAIR_SOURCE=judge with the judge off stops before any sampling.
     proc = run_script("07_rollouts.py", tmp_path, **env, PAIR_SOURCE="judge", SELF_REWARD_JUDGE="none")
     assert proc.returncode == 2 and "SELF_REWARD_JUDGE" in proc.stderr
+
+
+def test_teacher_error_rate_is_a_deterministic_fraction_of_questions_by_id_and_seed():
+    """TEACHER_ERROR_RATE=0.2: the offline teacher is wrong on about a fifth of the questions, the
+    same ones for the same RANDOM_SEED, and the teacher label source sees exactly those as noise."""
+    from common.config import TeacherSection
+    from common.teacher.backends import OfflineTeacher
+
+    questions = [{"id": f"q{i}", "answer": str(10 + i % 7)} for i in range(400)]
+    settings = TeacherSection(teacher_error_rate=0.2)
+
+    def wrong(seed: int) -> set[str]:
+        teacher = OfflineTeacher(settings, ARITH, seed)
+        return {q["id"] for q in questions if teacher.final_answer(q, 0, hinted=False) != q["answer"]}
+
+    assert 0.15 < len(wrong(0)) / len(questions) < 0.25
+    assert wrong(0) == wrong(0) and wrong(0) != wrong(1)
+    teacher = OfflineTeacher(settings, ARITH, 0)
+    answers = {q["id"]: teacher.final_answer(q, 0, hinted=False) for q in questions}
+    rows = [row(q["id"], [traj(0, q["answer"], True)], gold=q["answer"]) for q in questions]
+    noise = label_noise(rows, ARITH, answers, 0.5)["teacher"]
+    assert noise["agreement_with_gold"] == pytest.approx(1 - len(wrong(0)) / len(questions), abs=1e-4)
