@@ -76,7 +76,9 @@ def label_noise(rows: list[dict], task, teacher: dict | None, min_share: float) 
     out = {}
     for source in sources:
         labels = [
-            question_label(source, r_question(r), [t["pred"] for t in r["trajectories"]], teacher, min_share)
+            question_label(
+                source, _as_question(r), [t["pred"] for t in r["trajectories"]], teacher, min_share
+            )
             for r in rows
         ]
         labelled = [(r, lab) for r, lab in zip(rows, labels, strict=True) if lab["label"] is not None]
@@ -89,6 +91,6 @@ def label_noise(rows: list[dict], task, teacher: dict | None, min_share: float) 
     return out
 
 
-def r_question(row: dict) -> dict:
+def _as_question(row: dict) -> dict:
     """The question fields question_label reads, from a rollout row."""
     return {"id": row["id"], "answer": row["gold"]}
