@@ -308,3 +308,21 @@ def test_teacher_error_rate_is_a_deterministic_fraction_of_questions_by_id_and_s
     rows = [row(q["id"], [traj(0, q["answer"], True)], gold=q["answer"]) for q in questions]
     noise = label_noise(rows, ARITH, answers, 0.5)["teacher"]
     assert noise["agreement_with_gold"] == pytest.approx(1 - len(wrong(0)) / len(questions), abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("LABEL_SOURCE", "oracle"),
+        ("PAIR_SOURCE", "vibes"),
+        ("JUDGE_RUBRIC", "stars"),
+        ("MAJORITY_MIN", "1.5"),
+        ("JUDGE_MARGIN", "-0.1"),
+        ("MAJORITY_MIN", "nan"),
+    ],
+)
+def test_bad_label_and_pair_settings_name_the_key(key, value):
+    from common.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key):
+        load_config([], env={"HW": "cpu", "LOOPER_ENV_FILE": os.devnull, key: value})
