@@ -62,8 +62,9 @@ def question_label(
 
 
 def apply_label(trajectories: list[dict], label: dict, task) -> None:
-    """Grade each trajectory against the label ("correct", which pairs and rewards use), keeping
-    its grade against gold ("gold_correct", only for reports). No label: nothing is correct."""
+    """Grade each trajectory against the label ("correct", which pairs and rewards use). Each
+    arrives graded against gold (stage 07's trajectory()); that grade is kept as "gold_correct",
+    for reports only. No label: nothing is correct."""
     for t in trajectories:
         t["gold_correct"] = t["correct"]
         t["correct"] = label["label"] is not None and task.is_correct(t["pred"], label["label"])
