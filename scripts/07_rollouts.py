@@ -1,14 +1,21 @@
 """Stage 07: the policy (Phase B by default) answers every training question K times, its samples
 spread over (reasoning strategy x temperature) arms by a bandit; each trajectory is scored
 (correct, s_end, s_path, s_cf, s_wm, length, self-reward (Self-Rewarding LMs, Yuan et al. 2024),
-and their weighted sum) and the scores become
-correctness-first preference pairs (or SPIN pairs) for stage 08.
+and their weighted sum) and the scores become preference pairs for stage 08.
+
+Correctness is graded against LABEL_SOURCE: the gold answer, the teacher's (stage 03) or the
+majority of the question's own K rollouts (self-consistency); questions left without a label are
+counted and give no pairs. PAIR_SOURCE makes the pairs from correctness, the self-reward judge,
+the trajectory composite, or correctness then the judge (PAIR_MODE=spin pairs SPIN-style instead).
 
 Reads data/RUN/sample_train.jsonl, student_drafts.jsonl (when the policy was trained with drafts),
-train_phaseB.jsonl (PAIR_MODE=spin) and the POLICY checkpoint. Writes, under data/RUN[/ROLLOUT_SUBDIR]:
+teacher_outputs.jsonl (LABEL_SOURCE=teacher; otherwise only for the report's label-noise table,
+when present), train_phaseB.jsonl (PAIR_MODE=spin) and the POLICY checkpoint.
+Writes, under data/RUN[/ROLLOUT_SUBDIR]:
 rollouts.jsonl (one row per question, appended: a killed run resumes), bandit_state.json,
 preferences.jsonl (TRL), sharegpt_preferences.jsonl (Axolotl / LLaMA-Factory), rollout_report.json,
-rollout_report.md and rollout_scores.png.
+rollout_report.md and rollout_scores.png. A teacher judge's calls go to the run's cost ledger,
+data/RUN/teacher_cost.jsonl, under MAX_COST_USD.
 """
 
 import random
@@ -30,7 +37,8 @@ from common.plots import plot_rollout_scores
 from common.rollout.bandit import Bandit
 from common.rollout.coherence import counterfactual_probes
 from common.rollout.drafts import read_draft_texts
-from common.rollout.pairs import correctness_first_pairs, outcome_counts, spin_pairs
+from common.rollout.labels import apply_label, label_noise, question_label, read_teacher_answers
+from common.rollout.pairs import outcome_counts, question_pairs, spin_pairs
 from common.rollout.report import SCORES, build_rollout_report, render_markdown
 from common.rollout.scoring import Weights, score_trajectories
 from common.rollout.self_reward import check_judge, judge_with_policy, judge_with_teacher
@@ -40,7 +48,8 @@ from common.stage import StageRun, stage_run
 @dataclass
 class Sampler:
     """What every chunk of questions shares: the policy, the drafts its prompts carry, the
-    (strategy, temperature) arms the bandit picks from, and the judge of each trajectory."""
+    (strategy, temperature) arms the bandit picks from, the judge of each trajectory, and the
+    teacher's answers (LABEL_SOURCE=teacher)."""
 
     cfg: Config
     task: Task
@@ -49,6 +58,7 @@ class Sampler:
     drafts: dict[str, str]
     arms: list[tuple[str, float]]
     judge: Callable[[list[tuple[str, str]], list[str]], list[str | None]]
+    teacher: dict[str, str | None] | None = None
 
 
 def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_index: int) -> list[dict]:
@@ -74,16 +84,32 @@ def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_ind
     weights = Weights.from_config(cfg.rollout)
     out = []
     for i, (q, trajectories) in enumerate(rows):
+        # Graded against the label before scoring: rewards and the bandit see no gold unless
+        # LABEL_SOURCE=gold.
+        label = question_label(
+            cfg.rollout.label_source,
+            q,
+            [t["pred"] for t in trajectories],
+            sampler.teacher,
+            cfg.rollout.majority_min,
+        )
+        apply_label(trajectories, label, sampler.task)
         strategies = sorted({t["strategy"] for t in trajectories})
         probes_of = {s: probes.get((q["id"], s), {}) for s in strategies}
         scored = score_trajectories(
-            trajectories, sampler.task.answer_kind, probes_of, judgements[i * K : (i + 1) * K], weights
+            trajectories,
+            sampler.task.answer_kind,
+            probes_of,
+            judgements[i * K : (i + 1) * K],
+            weights,
+            cfg.rollout.judge_rubric,
         )
         out.append(
             {
                 "id": q["id"],
                 "question": q["question"],
                 "gold": q["answer"],
+                "label": label | {"source": cfg.rollout.label_source},
                 "policy": cfg.rollout.policy,
                 "prompts": {s: messages[(q["id"], s)] for s in strategies},
                 "probes": probes_of,
@@ -159,12 +185,13 @@ def hash_seed(cfg, chunk_index: int, temperature: float) -> int:
     return random.Random(f"{cfg.run.random_seed}:{chunk_index}:{temperature}").randrange(2**31)
 
 
-def make_judge(cfg, task, model, tokenizer, out_dir):
+def make_judge(cfg, task, model, tokenizer):
     """judge(items, keys) -> one judgement text per item, or None where nothing judged it."""
     if cfg.rollout.self_reward_judge == "policy":
         return lambda items, keys: judge_with_policy(cfg, model, tokenizer, items)
     if cfg.rollout.self_reward_judge == "teacher":
-        ledger = out_dir / "judge_cost.jsonl"
+        # The run's one cost ledger: MAX_COST_USD caps stage 03 and the judge together.
+        ledger = cfg.run.data_dir / "teacher_cost.jsonl"
         return lambda items, keys: judge_with_teacher(cfg, task, items, keys, ledger)
     return lambda items, keys: [None] * len(items)
 
@@ -187,7 +214,7 @@ def check_policy(store: JsonlAppender, cfg) -> None:
         )
 
 
-def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[dict], Bandit]:
+def run_rollouts(cfg, task, policy, questions, drafts, teacher, out_dir) -> tuple[list[dict], Bandit]:
     """Every question's rollout row, appended chunk by chunk (a killed run resumes), and the bandit."""
     arms, bandit = make_arms(cfg)
     arm_index = {name: i for i, name in enumerate(bandit.arms)}
@@ -195,9 +222,20 @@ def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[di
         questions[i : i + cfg.rollout.rollout_chunk]
         for i in range(0, len(questions), cfg.rollout.rollout_chunk)
     ]
-    # Each row carries the fingerprint of the keys, the policy's weights and its question's draft.
+    # Each row carries the fingerprint of the keys, the policy's weights and its question's draft
+    # (and, graded by the teacher, the teacher's answer).
     policy_hash = hash_input(policy.path)
-    fps = {q["id"]: row_fp(cfg, "rollouts", policy_hash, drafts.get(q["id"], "")) for q in questions}
+    by_teacher = cfg.rollout.label_source == "teacher"
+    fps = {
+        q["id"]: row_fp(
+            cfg,
+            "rollouts",
+            policy_hash,
+            drafts.get(q["id"], ""),
+            *([(teacher or {}).get(q["id"])] if by_teacher else []),
+        )
+        for q in questions
+    }
     with JsonlAppender(out_dir / "rollouts.jsonl") as store:
         check_policy(store, cfg)
         keep_rows(store, lambda row: fps.get(row["id"], row.get("fp")), "rollouts")
@@ -213,8 +251,8 @@ def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[di
                     bandit.update(arm_index[t["arm"]], t["bandit_reward"])
         if done < len(questions):
             model, tokenizer = load_model(policy.path, cfg, made_by=PHASES.get(cfg.rollout.policy, "phaseB"))
-            judge = make_judge(cfg, task, model, tokenizer, out_dir)
-            sampler = Sampler(cfg, task, model, tokenizer, drafts, arms, judge)
+            judge = make_judge(cfg, task, model, tokenizer)
+            sampler = Sampler(cfg, task, model, tokenizer, drafts, arms, judge, teacher)
             for index, chunk in enumerate(chunks):
                 todo = [q for q in chunk if q["id"] not in store]
                 if not todo:
@@ -231,7 +269,7 @@ def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[di
 
 
 def make_pairs(cfg, rows: list[dict], run: StageRun) -> tuple[list[dict], list]:
-    """Preference pairs: correctness first, or SPIN against the Phase B targets."""
+    """Preference pairs from PAIR_SOURCE, or SPIN against the Phase B targets."""
     if cfg.rollout.pair_mode == "spin":
         run.input("train_phaseB", cfg.run.data_dir / "train_phaseB.jsonl")
         targets = {
@@ -239,30 +277,58 @@ def make_pairs(cfg, rows: list[dict], run: StageRun) -> tuple[list[dict], list]:
         }
         pairs = [p for r in rows for p in spin_pairs(r, targets.get(r["id"]), cfg.rollout.pairs_per_question)]
         return pairs, [outcome_counts(r) for r in rows]
-    made = [
-        correctness_first_pairs(
-            r,
-            cfg.rollout.pairs_per_question,
-            cfg.rollout.coherence_margin,
-            cfg.run.random_seed,
-            cfg.rollout.rejected_cut == "first_error",
-        )
-        for r in rows
-    ]
+    made = [question_pairs(r, cfg.rollout, cfg.run.random_seed) for r in rows]
     return [p for ps, _ in made for p in ps], [c for _, c in made]
 
 
-def write_outputs(out_dir, rows, pairs, counts, bandit) -> tuple[dict, list]:
+def write_outputs(out_dir, rows, pairs, counts, bandit, labels: dict) -> tuple[dict, list]:
     """preferences.jsonl, its ShareGPT export, and the report (json, markdown, plot)."""
     write_jsonl(out_dir / "preferences.jsonl", pairs)
     write_jsonl(out_dir / "sharegpt_preferences.jsonl", [to_sharegpt_preference(p) for p in pairs])
-    report = build_rollout_report(rows, pairs, counts, bandit.state())
+    report = build_rollout_report(rows, pairs, counts, bandit.state(), labels)
     write_json(out_dir / "rollout_report.json", report)
     (out_dir / "rollout_report.md").write_text(render_markdown(report))
     plot_rollout_scores(rows, SCORES, out_dir / "rollout_scores.png")
     names = ("rollouts.jsonl", "bandit_state.json", "preferences.jsonl", "sharegpt_preferences.jsonl")
     names += ("rollout_report.json", "rollout_report.md", "rollout_scores.png")
     return report, [out_dir / n for n in names]
+
+
+def warn_no_pairs(cfg, report: dict) -> None:
+    """Why no pair was made, with the knob to turn."""
+    unlabelled = sum(report["labels"]["unlabelled_questions"].values())
+    if unlabelled == report["questions"]:
+        fix = (
+            "lower MAJORITY_MIN or raise ROLLOUTS_PER_QUESTION"
+            if cfg.rollout.label_source == "majority"
+            else "check data/RUN/teacher_outputs.jsonl (`make teacher`)"
+        )
+        print(
+            f"warning: no preference pairs: no question got a label from LABEL_SOURCE="
+            f"{cfg.rollout.label_source} ({report['labels']['unlabelled_questions']}); {fix}"
+        )
+    elif cfg.rollout.pair_source == "judge":
+        print(
+            f"warning: no preference pairs: no two trajectories of a prompt were judged at least "
+            f"JUDGE_MARGIN={cfg.rollout.judge_margin:g} apart ({report['judge']['unparseable']} judgements "
+            f"unparseable); lower JUDGE_MARGIN or try JUDGE_RUBRIC"
+        )
+    else:
+        print(
+            f"warning: no preference pairs: every question was all correct or all wrong "
+            f"({report['all_correct_questions']} / {report['all_wrong_questions']}); raise "
+            f"ROLLOUTS_PER_QUESTION or the temperatures"
+        )
+
+
+def read_teacher(cfg, run: StageRun) -> dict[str, str | None] | None:
+    """The teacher's answers by question id: needed for LABEL_SOURCE=teacher (a missing file names
+    `make teacher`), otherwise read when present so the report can show their agreement with gold."""
+    path = cfg.run.data_dir / "teacher_outputs.jsonl"
+    if cfg.rollout.label_source != "teacher" and not path.is_file():
+        return None
+    run.input("teacher_outputs", path)
+    return read_teacher_answers(path)
 
 
 def main() -> None:
@@ -278,20 +344,22 @@ def main() -> None:
         if policy.with_draft:
             run.input("student_drafts", cfg.run.data_dir / "student_drafts.jsonl")
             drafts = read_draft_texts(cfg)
+        teacher = read_teacher(cfg, run)
         out_dir = cfg.run.rollout_dir
         out_dir.mkdir(parents=True, exist_ok=True)
-        rows, bandit = run_rollouts(cfg, task, policy, questions, drafts, out_dir)
+        rows, bandit = run_rollouts(cfg, task, policy, questions, drafts, teacher, out_dir)
         pairs, counts = make_pairs(cfg, rows, run)
-        report, outputs = write_outputs(out_dir, rows, pairs, counts, bandit)
+        labels = {
+            "source": cfg.rollout.label_source,
+            "majority_min": cfg.rollout.majority_min,
+            "noise": label_noise(rows, task, teacher, cfg.rollout.majority_min),
+        }
+        report, outputs = write_outputs(out_dir, rows, pairs, counts, bandit, labels)
         run.outputs(*outputs)
         run.extra["report"] = report
         print(render_markdown(report))
         if not pairs:
-            print(
-                f"warning: no preference pairs: every question was all correct or all wrong "
-                f"({report['all_correct_questions']} / {report['all_wrong_questions']}); raise "
-                f"ROLLOUTS_PER_QUESTION or the temperatures"
-            )
+            warn_no_pairs(cfg, report)
         print(f"wrote {shown(outputs[0])}, {shown(outputs[2])} ({len(pairs)} pairs), {shown(outputs[5])}")
 
 

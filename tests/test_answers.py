@@ -22,7 +22,14 @@ from common.data.tasks import get_task
         ("She ends with -5 degrees", "-5"),
         ("48/2 = 24 clips in May. 48 + 24 = 72", "72"),
         ("The answer is 18 apples, not 20.", "18"),
-        ("Answer: 7\nThe answer is 8", "8"),  # the stronger marker wins
+        ("Answer: 7\nThe answer is 8", "8"),  # the last explicit marker wins
+        # Self-correction: a reader takes the last stated answer, on one line or several.
+        ("The answer is 16, no wait, let me recompute: the answer is 15.", "15"),
+        ("#### 16\nHmm, 7 + 8 is not 16. The answer is 15", "15"),
+        ("Answer: 3. Answer: 4. Answer: 5.", "5"),
+        ("The answer is 18. The answer is clearly right.", "18"),  # a marker with no number is skipped
+        ("The answer is 18.\nCheck: **6 + 12 = 18** and **6** per bag.", "18"),  # bold is weaker
+        ("3 + 4 = 7, then 7 * 2 = 14", "14"),  # no marker: the last number
         ("no numbers here", None),
         ("1111111111111111111111111111111111111111 2", "2"),  # model babble: no overflow
         (
@@ -53,6 +60,10 @@ def test_normalize_and_compare_numbers():
         ("Answer: No - because whales are mammals", "no"),
         ("The answer is: true", "yes"),
         ("Final answer: **No**", "no"),
+        ("The answer is yes, no wait, let me check again: the answer is no.", "no"),
+        ("Yes, at first sight. But whales breathe air, so the answer is: no", "no"),
+        ("Answer: no\nOn reflection, Final answer: **Yes**", "yes"),
+        ("No marker here, only yes and no in passing.", "no"),  # leading verdict, no marker
         ("I cannot determine this from the question.", None),
         ("I'm sorry, I can't help with that.", None),
         ("Nobody knows.", None),  # 'No' inside a word is not a verdict

@@ -291,6 +291,21 @@ class RolloutSection:
         choices=("policy", "teacher", "none"),
     )
     judge_max_new_tokens: int = _opt(160, "token limit of a self-reward judgement")
+    judge_rubric: str = _opt(
+        "additive",
+        "self-reward judge prompt: additive (Self-Rewarding 5-point) or ace (1-5 on accuracy, "
+        "completeness, efficiency, averaged)",
+        choices=("additive", "ace"),
+    )
+    label_source: str = _opt(
+        "gold",
+        "what a rollout is graded against: gold (the dataset), teacher (stage 03's final answer; "
+        "questions it failed on are skipped) or majority (self-consistency over the K rollouts)",
+        choices=("gold", "teacher", "majority"),
+    )
+    majority_min: float = _opt(
+        0.5, "LABEL_SOURCE=majority: least share of the K rollouts that must agree; below it, no pairs"
+    )
     alpha_correct: float = _opt(1.0, "reward weight of correctness")
     beta_coherence: float = _opt(0.5, "reward weight of coherence s_wm")
     length_penalty: float = _opt(0.0005, "reward penalty per generated token")
@@ -305,6 +320,16 @@ class RolloutSection:
         "correctness: correct over incorrect, then coherent over "
         "less coherent; spin: the Phase B target over the policy's own answer",
         choices=("correctness", "spin"),
+    )
+    pair_source: str = _opt(
+        "correctness",
+        "PAIR_MODE=correctness pairs from: correctness (correct over incorrect, then coherence), judge "
+        "(self-reward judge, best over worst), composite (trajectory composite score) or both "
+        "(correctness, then judge pairs among equally correct trajectories)",
+        choices=("correctness", "judge", "composite", "both"),
+    )
+    judge_margin: float = _opt(
+        0.2, "judge pairs need a self-reward gap of at least this (scores are 0-1: 0.2 is one point of 5)"
     )
     pairs_per_question: int = _opt(4, "cap on preference pairs from one question")
     rejected_cut: str = _opt(
@@ -815,8 +840,9 @@ def _check_ranges(cfg: Config) -> None:
     for path in (run.data_dir, run.checkpoint_dir, run.output_dir):
         if path.exists() and not path.is_dir():
             raise ConfigError(f"RUN_NAME={run.name}: {path} is a file, not a folder; pick another RUN_NAME")
-    if not 0 <= cfg.teacher.teacher_error_rate <= 1:
-        raise ConfigError(f"TEACHER_ERROR_RATE={cfg.teacher.teacher_error_rate} must be in [0, 1]")
+    for key in ("teacher_error_rate", "majority_min", "judge_margin"):
+        if not 0 <= cfg.value(key) <= 1:
+            raise ConfigError(f"{key.upper()}={cfg.value(key)} must be in [0, 1]")
     for key in ("dpo_loss", "loop_losses"):
         for loss in split_list(cfg.value(key)):
             parts = loss.split("+")

@@ -46,7 +46,14 @@ TEACHER_KEYS = [
     "TEACHER_ERROR_RATE",
     "TEACHER_ERROR_LABEL",
 ]
-PAIR_KEYS = ["PAIR_MODE", "PAIRS_PER_QUESTION", "REJECTED_CUT", "COHERENCE_MARGIN"]
+PAIR_KEYS = [
+    "PAIR_MODE",
+    "PAIR_SOURCE",
+    "PAIRS_PER_QUESTION",
+    "REJECTED_CUT",
+    "COHERENCE_MARGIN",
+    "JUDGE_MARGIN",
+]
 
 # The keys each stage reads that can change its output (not concurrency, batch sizes of
 # generation, logging, budgets or paths). MODEL_NAME stands for the model's identity: the name and,
@@ -91,6 +98,10 @@ STAGE_KEYS: dict[str, list[str]] = {
         "COUNTERFACTUAL",
         "SELF_REWARD_JUDGE",
         "JUDGE_MAX_NEW_TOKENS",
+        "JUDGE_RUBRIC",
+        # The label grades every trajectory as it is scored, so rewards and the bandit depend on it.
+        "LABEL_SOURCE",
+        "MAJORITY_MIN",
         "ALPHA_CORRECT",
         "BETA_COHERENCE",
         "LENGTH_PENALTY",

@@ -3,6 +3,11 @@ incorrect one of the same question and prompt, then (b) among correct ones only,
 coherent over the less when their rewards differ by more than a margin. SPIN mode pairs the
 Phase B target (gold-led teacher reasoning) over the policy's own answers instead.
 Optionally (REJECTED_CUT=first_error) an incorrect answer is cut after its first wrong step.
+
+PAIR_SOURCE picks other signals: the self-reward judge (judge_pairs: Self-Rewarding LMs, Yuan et
+al. 2024, with the policy as judge; RLAIF, Lee et al. 2023, with the teacher), the trajectory
+composite score (composite_pairs), or correctness pairs followed by judge pairs among equally
+correct trajectories (both_pairs).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
+from common.config import RolloutSection
 from common.data.answers import numbers_in
 from common.data.records import preference_record
 
@@ -92,6 +98,102 @@ def correctness_first_pairs(
         for c, w in coherence
     ]
     return pairs, outcome_counts(row) | {"ties_dropped": ties}
+
+
+def _same_prompt_groups(row: dict) -> list[list[dict]]:
+    """The question's trajectories grouped by strategy, in a fixed order: a pair's two answers
+    must follow the same prompt."""
+    groups = defaultdict(list)
+    for t in row["trajectories"]:
+        groups[t["strategy"]].append(t)
+    return [groups[s] for s in sorted(groups)]
+
+
+def _ranked(trajectories: list[dict], score, margin: float, rng: random.Random) -> tuple[list, int]:
+    """(gap, tie-break, higher, lower) for every two trajectories whose scores differ by at least
+    `margin` (and more than 0), plus how many pairs were ties. A None score is never paired."""
+    scored = [t for t in trajectories if score(t) is not None]
+    out, ties = [], 0
+    for i, a in enumerate(scored):
+        for b in scored[i + 1 :]:
+            hi, lo = (a, b) if score(a) >= score(b) else (b, a)
+            gap = score(hi) - score(lo)
+            if gap == 0 or hi["text"] == lo["text"]:
+                ties += 1
+            elif gap >= margin - 1e-9:  # judge scores are fifths: 4/5 - 3/5 is 0.19999...
+                out.append((gap, rng.random(), hi, lo))
+    return out, ties
+
+
+def _widest_first(candidates: list, cap: int) -> list[tuple[dict, dict]]:
+    """Widest score gaps first (the best against the worst); the random key breaks exact ties."""
+    return _pick([(c, w) for *_, c, w in sorted(candidates, key=lambda x: (-x[0], x[1]))], cap)
+
+
+def judge_pairs(row: dict, cap: int, margin: float, seed: int) -> tuple[list, dict]:
+    """Pairs by the self-reward judge alone: within each prompt, the higher-scored trajectory over
+    the lower when the gap is at least `margin`, best against worst first. Trajectories whose
+    judgement did not parse (self_reward None) are skipped and counted."""
+    rng = random.Random(f"{seed}:{row['id']}:judge")
+    candidates, ties = [], 0
+    for group in _same_prompt_groups(row):
+        found, tied = _ranked(group, lambda t: t.get("self_reward"), margin, rng)
+        candidates += found
+        ties += tied
+    pairs = [_record(row, c, w, "judge") for c, w in _widest_first(candidates, cap)]
+    unparseable = sum(t.get("judge_status") == "unparseable" for t in row["trajectories"])
+    return pairs, outcome_counts(row) | {"ties_dropped": ties, "judge_unparseable_skipped": unparseable}
+
+
+def composite_pairs(row: dict, cap: int, margin: float, seed: int) -> tuple[list, dict]:
+    """Pairs ranked by the trajectory composite score (success, efficiency, cost): within each
+    prompt, the higher total over the lower when the gap is at least `margin`."""
+    rng = random.Random(f"{seed}:{row['id']}:composite")
+    candidates, ties = [], 0
+    for group in _same_prompt_groups(row):
+        found, tied = _ranked(group, lambda t: t["composite"]["total"], margin, rng)
+        candidates += found
+        ties += tied
+    pairs = [_record(row, c, w, "composite") for c, w in _widest_first(candidates, cap)]
+    return pairs, outcome_counts(row) | {"ties_dropped": ties}
+
+
+def both_pairs(row: dict, cap: int, judge_margin: float, seed: int) -> tuple[list, dict]:
+    """Correctness pairs first (correct over incorrect, widest reward gap first), then, with the
+    room left, judge pairs among equally correct trajectories (both right or both wrong)."""
+    rng = random.Random(f"{seed}:{row['id']}:both")
+    correctness, judged, ties = [], [], 0
+    for group in _same_prompt_groups(row):
+        right = [t for t in group if t["correct"]]
+        wrong = [t for t in group if not t["correct"]]
+        correctness += [(c["reward"] - w["reward"], rng.random(), c, w) for c in right for w in wrong]
+        for same in (right, wrong):
+            found, tied = _ranked(same, lambda t: t.get("self_reward"), judge_margin, rng)
+            judged += found
+            ties += tied
+    first = _widest_first(correctness, cap)
+    room = cap - len(first)
+    pairs = [_record(row, c, w, "correctness") for c, w in first]
+    pairs += [_record(row, c, w, "judge") for c, w in (_widest_first(judged, room) if room else [])]
+    unparseable = sum(t.get("judge_status") == "unparseable" for t in row["trajectories"])
+    return pairs, outcome_counts(row) | {"ties_dropped": ties, "judge_unparseable_skipped": unparseable}
+
+
+def question_pairs(row: dict, r: RolloutSection, seed: int) -> tuple[list, dict]:
+    """One question's pairs from PAIR_SOURCE. A question left without a label (LABEL_SOURCE
+    teacher or majority) gives none, except by the judge alone, which never reads correctness."""
+    label = row.get("label", {"label": row["gold"]})  # rows made before label sources: gold
+    if r.pair_source != "judge" and label["label"] is None:
+        return [], outcome_counts(row) | {"unlabelled": label["status"]}
+    if r.pair_source == "judge":
+        return judge_pairs(row, r.pairs_per_question, r.judge_margin, seed)
+    if r.pair_source == "composite":
+        return composite_pairs(row, r.pairs_per_question, r.coherence_margin, seed)
+    if r.pair_source == "both":
+        return both_pairs(row, r.pairs_per_question, r.judge_margin, seed)
+    return correctness_first_pairs(
+        row, r.pairs_per_question, r.coherence_margin, seed, r.rejected_cut == "first_error"
+    )
 
 
 def outcome_counts(row: dict) -> dict:

@@ -1,5 +1,9 @@
 """What stage 07 saw: per-arm pulls, reward and accuracy, pair counts by type, score
-distributions, and how often the self-reward judge agrees with correctness."""
+distributions, how often the self-reward judge agrees with correctness, and what each label
+source would cost in label noise (its agreement with gold).
+
+Accuracies, score splits and judge agreement are measured against gold ("gold_correct"), whatever
+LABEL_SOURCE graded the trajectories with for training."""
 
 from __future__ import annotations
 
@@ -7,6 +11,11 @@ import statistics
 from collections import Counter
 
 SCORES = ("s_end", "s_path", "s_cf", "s_wm", "reward", "length", "self_reward", "composite_total")
+
+
+def right(t: dict) -> bool:
+    """Correct against gold (rows made before label sources carry only "correct", gold's)."""
+    return t.get("gold_correct", t["correct"])
 
 
 def score_value(t: dict, name: str):
@@ -33,8 +42,8 @@ def judge_agreement(rows: list[dict]) -> dict:
     wins = pairs = 0.0
     for r in rows:
         scored = [t for t in r["trajectories"] if t["self_reward"] is not None]
-        for c in (t for t in scored if t["correct"]):
-            for w in (t for t in scored if not t["correct"]):
+        for c in (t for t in scored if right(t)):
+            for w in (t for t in scored if not right(t)):
                 pairs += 1
                 wins += (
                     1.0
@@ -50,7 +59,9 @@ def judge_agreement(rows: list[dict]) -> dict:
     }
 
 
-def build_rollout_report(rows: list[dict], pairs: list[dict], counts: list[dict], bandit_state: dict) -> dict:
+def build_rollout_report(
+    rows: list[dict], pairs: list[dict], counts: list[dict], bandit_state: dict, labels: dict | None = None
+) -> dict:
     trajectories = [t for r in rows for t in r["trajectories"]]
     arms = {}
     for i, arm in enumerate(bandit_state["arms"]):
@@ -59,12 +70,12 @@ def build_rollout_report(rows: list[dict], pairs: list[dict], counts: list[dict]
             "pulls": bandit_state["pulls"][i],
             "mean_bandit_reward": bandit_state["mean_reward"][i],
             "mean_reward": round(statistics.fmean(t["reward"] for t in mine), 4) if mine else None,
-            "accuracy": round(sum(t["correct"] for t in mine) / len(mine), 4) if mine else None,
+            "accuracy": round(sum(right(t) for t in mine) / len(mine), 4) if mine else None,
         }
     by_type = Counter(p["pair_type"] for p in pairs)
     scores = {}
     for name in SCORES:
-        values = [(score_value(t, name), t["correct"]) for t in trajectories]
+        values = [(score_value(t, name), right(t)) for t in trajectories]
         values = [(v, c) for v, c in values if v is not None]
         scores[name] = {
             "all": _dist([v for v, _ in values]),
@@ -72,13 +83,14 @@ def build_rollout_report(rows: list[dict], pairs: list[dict], counts: list[dict]
             "incorrect": _dist([v for v, c in values if not c]),
         }
     cut = sum(p.get("rejected_cut", False) for p in pairs)  # REJECTED_CUT=first_error
+    unlabelled = Counter(c["unlabelled"] for c in counts if c.get("unlabelled"))
     return {
         "questions": len(rows),
         "trajectories": len(trajectories),
-        "trajectory_accuracy": round(sum(t["correct"] for t in trajectories) / len(trajectories), 4)
+        "trajectory_accuracy": round(sum(right(t) for t in trajectories) / len(trajectories), 4)
         if trajectories
         else None,
-        "pass_at_k": round(sum(any(t["correct"] for t in r["trajectories"]) for r in rows) / len(rows), 4)
+        "pass_at_k": round(sum(any(right(t) for t in r["trajectories"]) for r in rows) / len(rows), 4)
         if rows
         else None,
         "all_correct_questions": sum(c.get("all_correct", False) for c in counts),
@@ -92,6 +104,7 @@ def build_rollout_report(rows: list[dict], pairs: list[dict], counts: list[dict]
         "bandit": {"method": bandit_state["method"], "arms": arms},
         "scores": scores,
         "judge": judge_agreement(rows),
+        "labels": (labels or {}) | {"unlabelled_questions": dict(sorted(unlabelled.items()))},
     }
 
 
@@ -141,4 +154,30 @@ def render_markdown(report: dict) -> str:
         f"{j['not_judged']}. Agreement with correctness over {j['pairs']} within-question "
         f"(correct, incorrect) pairs: {j['agreement']}.",
     ]
+    lines += _label_lines(report.get("labels", {}))
     return "\n".join(lines) + "\n"
+
+
+def _label_lines(labels: dict) -> list[str]:
+    """The label source used, the questions it left without pairs, and the label-noise table."""
+    if "source" not in labels:
+        return []
+    skipped = labels["unlabelled_questions"]
+    lines = [
+        "",
+        f"## Labels (LABEL_SOURCE={labels['source']})",
+        "",
+        "Questions without a label (no pairs): "
+        + (", ".join(f"{k} {v}" for k, v in skipped.items()) if skipped else "none")
+        + ".",
+        "",
+        f"Label noise: each source's labels against gold (majority needs MAJORITY_MIN="
+        f"{labels['majority_min']:g} agreement and no tie).",
+        "",
+        "| source | questions labelled | skipped | agreement with gold |",
+        "|---|---|---|---|",
+    ]
+    for source, n in labels["noise"].items():
+        why = ", ".join(f"{k} {v}" for k, v in n["skipped"].items()) or "0"
+        lines.append(f"| {source} | {n['labelled']} | {why} | {n['agreement_with_gold']} |")
+    return lines

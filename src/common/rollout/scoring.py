@@ -60,6 +60,7 @@ def score_trajectories(
     probe_answers: dict[str, dict[str, str | None]],
     judgements: list[str | None],
     w: Weights,
+    rubric: str = "additive",
 ) -> list[dict]:
     """Add the scores to each trajectory of one question, in sampling order.
 
@@ -73,7 +74,7 @@ def score_trajectories(
         cf = s_cf(t["pred"], probe_answers.get(t["strategy"], {}))
         wm = s_wm(end, path, cf, w.coherence)
         value = reward(t["correct"], wm, t["tokens"], w.alpha, w.beta, w.length_penalty)
-        score = parse_score(judged) if judged is not None else None
+        score = parse_score(judged, rubric) if judged is not None else None
         judge_status = "not_judged" if judged is None else "ok" if score is not None else "unparseable"
         out.append(
             {
