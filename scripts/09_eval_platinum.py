@@ -20,6 +20,7 @@ from common.eval.ablations import draft_ablations, eval_path, loop_selection, pa
 from common.eval.evaluate import answer_questions, available_checkpoints, resolve_checkpoint, summarize
 from common.eval.grade_only import grade_only
 from common.eval.report import build_report, executive_table
+from common.eval.targets import targets_table
 from common.jsonl import read_jsonl, write_json, write_jsonl
 from common.models.loading import load_model
 from common.rollout.drafts import write_drafts
@@ -91,15 +92,19 @@ def comparisons(results: dict[str, list[dict]]) -> dict:
     pairs = list(zip(names[:-1], names[1:], strict=True))
     if "phaseB" in names:
         pairs += [("phaseB", n) for n in names[names.index("phaseB") + 2 :]]
+    if "phaseA" in names and "phaseC" in names and ("phaseA", "phaseC") not in pairs:
+        pairs.append(("phaseA", "phaseC"))  # the report's C >= A target needs its own paired test
     return {f"{a}->{b}": pair_stats(results[a], results[b]) for a, b in pairs}
 
 
-def ablations_note(last) -> dict:
-    why = (
-        "the last checkpoint was trained without drafts (WITH_DRAFT=0)"
-        if not last.with_draft
-        else "EVAL_ABLATIONS=0"
-    )
+def ablations_note(cfg, checkpoints) -> dict:
+    """Why the draft ablations did not run: the report says so rather than leaving them out."""
+    if not cfg.eval.eval_ablations:
+        why = "EVAL_ABLATIONS=0"
+    elif not checkpoints[-1].with_draft:
+        why = f"the last checkpoint ({checkpoints[-1].name}) was trained without drafts (WITH_DRAFT=0)"
+    else:
+        why = "only one checkpoint was evaluated (EVAL_CHECKPOINTS)"
     return {"note": f"Not run: {why}."}
 
 
@@ -129,7 +134,7 @@ def main() -> None:
             "checkpoints": {},
         }
         results = evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary)
-        summary.setdefault("ablations", ablations_note(checkpoints[-1]))
+        summary.setdefault("ablations", ablations_note(cfg, checkpoints))
         summary["question_quality"] = question_quality(cfg, task, test, checkpoints[-1])
         summary["comparisons"] = comparisons(results)
         write_json(out / "summary.json", summary)
@@ -137,6 +142,7 @@ def main() -> None:
         run.outputs(*[eval_path(out, n) for n in results], out / "summary.json", report)
     print(f"\nreport: {shown(report)}")
     print("\n".join(executive_table(cfg.eval, summary)))  # the headline table, from the summary itself
+    print("\n".join(["", *targets_table(cfg.eval, summary)]))
 
 
 if __name__ == "__main__":

@@ -376,6 +376,19 @@ class EvalSection:
     judge_samples: int = _opt(50, "questions whose clarifying questions the teacher judges")
     target_b_gain: float = _opt(10.0, "report target: Phase B over Phase A, in points")
     target_c_gain: float = _opt(3.0, "report target: Phase C over Phase B, in points")
+    target_c_over_a_gain: float = _opt(10.0, "report target: Phase C over Phase A, in points")
+    target_draft_gain: float = _opt(
+        3.0, "report target: Phase C with its draft over the no-draft ablation, in points"
+    )
+    target_shuffled_drop: float = _opt(
+        3.0, "report target: points Phase C loses when given another question's draft"
+    )
+    target_draft_share: float = _opt(
+        0.2, "report target: integrated-gradients share of attribution on draft tokens (0-1)"
+    )
+    target_question_win_rate: float = _opt(
+        0.6, "report target: win rate of the trained phase's clarifying questions over the base's (0-1)"
+    )
 
 
 SECTIONS = {
