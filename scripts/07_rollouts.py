@@ -4,7 +4,8 @@ spread over (reasoning strategy x temperature) arms by a bandit; each trajectory
 and their weighted sum) and the scores become
 correctness-first preference pairs (or SPIN pairs) for stage 08.
 
-Reads data/RUN/sample_train.jsonl, student_drafts.jsonl (when the policy was trained with drafts),
+Reads data/RUN/sample_train.jsonl, student_drafts.jsonl (when the policy was trained with drafts;
+with DRAFTS_FROM=policy the policy drafts for itself into policy_drafts.jsonl instead),
 train_phaseB.jsonl (PAIR_MODE=spin) and the POLICY checkpoint. Writes, under data/RUN[/ROLLOUT_SUBDIR]:
 rollouts.jsonl (one row per question, appended: a killed run resumes), bandit_state.json,
 preferences.jsonl (TRL), sharegpt_preferences.jsonl (Axolotl / LLaMA-Factory), rollout_report.json,
@@ -20,8 +21,9 @@ from common.config import Config, float_list, load_config, shown, split_list
 from common.data.prompts import render_prompt
 from common.data.records import to_sharegpt_preference
 from common.data.tasks import Task, get_task
-from common.errors import DataError, run_main
+from common.errors import ConfigError, DataError, run_main
 from common.eval.evaluate import PHASES, resolve_checkpoint
+from common.eval.question_judge import question_scores
 from common.fingerprint import hash_input, keep_rows, row_fp
 from common.jsonl import JsonlAppender, read_jsonl, write_json, write_jsonl
 from common.models.generation import generate
@@ -29,7 +31,7 @@ from common.models.loading import load_model
 from common.plots import plot_rollout_scores
 from common.rollout.bandit import Bandit
 from common.rollout.coherence import counterfactual_probes
-from common.rollout.drafts import read_draft_texts
+from common.rollout.drafts import own_drafts, read_draft_texts
 from common.rollout.pairs import correctness_first_pairs, outcome_counts, spin_pairs
 from common.rollout.report import SCORES, build_rollout_report, render_markdown
 from common.rollout.scoring import Weights, score_trajectories
@@ -49,6 +51,7 @@ class Sampler:
     drafts: dict[str, str]
     arms: list[tuple[str, float]]
     judge: Callable[[list[tuple[str, str]], list[str]], list[str | None]]
+    question_scores: dict[str, float | None]  # QUESTION_WEIGHT: the judge's score of each draft
 
 
 def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_index: int) -> list[dict]:
@@ -77,7 +80,12 @@ def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_ind
         strategies = sorted({t["strategy"] for t in trajectories})
         probes_of = {s: probes.get((q["id"], s), {}) for s in strategies}
         scored = score_trajectories(
-            trajectories, sampler.task.answer_kind, probes_of, judgements[i * K : (i + 1) * K], weights
+            trajectories,
+            sampler.task.answer_kind,
+            probes_of,
+            judgements[i * K : (i + 1) * K],
+            weights,
+            sampler.question_scores.get(q["id"]),
         )
         out.append(
             {
@@ -85,6 +93,7 @@ def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_ind
                 "question": q["question"],
                 "gold": q["answer"],
                 "policy": cfg.rollout.policy,
+                "drafts_from": cfg.generation.drafts_from if sampler.drafts else None,
                 "prompts": {s: messages[(q["id"], s)] for s in strategies},
                 "probes": probes_of,
                 "trajectories": scored,
@@ -187,7 +196,7 @@ def check_policy(store: JsonlAppender, cfg) -> None:
         )
 
 
-def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[dict], Bandit]:
+def run_rollouts(cfg, task, policy, questions, drafts, scores, out_dir) -> tuple[list[dict], Bandit]:
     """Every question's rollout row, appended chunk by chunk (a killed run resumes), and the bandit."""
     arms, bandit = make_arms(cfg)
     arm_index = {name: i for i, name in enumerate(bandit.arms)}
@@ -197,7 +206,13 @@ def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[di
     ]
     # Each row carries the fingerprint of the keys, the policy's weights and its question's draft.
     policy_hash = hash_input(policy.path)
-    fps = {q["id"]: row_fp(cfg, "rollouts", policy_hash, drafts.get(q["id"], "")) for q in questions}
+    # With QUESTION_WEIGHT the judge's score of the draft is part of the rewards, so of the row too.
+    fps = {
+        q["id"]: row_fp(
+            cfg, "rollouts", policy_hash, drafts.get(q["id"], ""), *([scores.get(q["id"])] if scores else [])
+        )
+        for q in questions
+    }
     with JsonlAppender(out_dir / "rollouts.jsonl") as store:
         check_policy(store, cfg)
         keep_rows(store, lambda row: fps.get(row["id"], row.get("fp")), "rollouts")
@@ -214,7 +229,7 @@ def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[di
         if done < len(questions):
             model, tokenizer = load_model(policy.path, cfg, made_by=PHASES.get(cfg.rollout.policy, "phaseB"))
             judge = make_judge(cfg, task, model, tokenizer, out_dir)
-            sampler = Sampler(cfg, task, model, tokenizer, drafts, arms, judge)
+            sampler = Sampler(cfg, task, model, tokenizer, drafts, arms, judge, scores)
             for index, chunk in enumerate(chunks):
                 todo = [q for q in chunk if q["id"] not in store]
                 if not todo:
@@ -228,6 +243,46 @@ def run_rollouts(cfg, task, policy, questions, drafts, out_dir) -> tuple[list[di
         rows = [store.rows[q["id"]] for q in questions]
     write_json(out_dir / "bandit_state.json", bandit.state())
     return rows, bandit
+
+
+def check_question_weight(cfg) -> None:
+    """QUESTION_WEIGHT rewards the policy's own questions as a teacher judges them: stop before any
+    sampling when that cannot happen."""
+    if cfg.rollout.question_weight and cfg.generation.drafts_from != "policy":
+        raise ConfigError(
+            "QUESTION_WEIGHT rewards the policy's own clarifying questions: set DRAFTS_FROM=policy, "
+            "or QUESTION_WEIGHT=0"
+        )
+    if cfg.rollout.question_weight and cfg.teacher.backend == "offline":
+        raise ConfigError(
+            "QUESTION_WEIGHT needs a model teacher to judge the questions; the offline teacher cannot "
+            "judge: set TEACHER=openai|anthropic, or QUESTION_WEIGHT=0"
+        )
+
+
+def rollout_drafts(cfg, task, policy, questions, out_dir, run: StageRun) -> tuple[dict, dict]:
+    """The draft each question is answered with ({id: text}; none when the policy was trained
+    without drafts) and, with QUESTION_WEIGHT, the question judge's score of each draft.
+
+    DRAFTS_FROM=base: the base student's drafts of stage 02. DRAFTS_FROM=policy: the policy drafts
+    for itself into policy_drafts.jsonl here, so each round of `make loop` redrafts with its policy.
+    """
+    if not policy.with_draft:
+        return {}, {}
+    base_path = cfg.run.data_dir / "student_drafts.jsonl"
+    if cfg.generation.drafts_from == "base":
+        run.input("student_drafts", base_path)
+        return read_draft_texts(cfg), {}
+    own = own_drafts(cfg, task, questions, out_dir / "policy_drafts.jsonl", policy.path)
+    drafts = {i: r["draft"] for i, r in own.items()}
+    if not cfg.rollout.question_weight:
+        return drafts, {}
+    run.input("student_drafts", base_path)
+    base = {r["id"]: r for r in read_jsonl(base_path, made_by="drafts")}
+    scores = question_scores(cfg, task, questions, own, base, out_dir / "judge_cost.jsonl")
+    judged = [s for s in scores.values() if s is not None]
+    print(f"question judge: {len(judged)} of {len(questions)} drafts asked questions and were judged")
+    return drafts, scores
 
 
 def make_pairs(cfg, rows: list[dict], run: StageRun) -> tuple[list[dict], list]:
@@ -270,17 +325,15 @@ def main() -> None:
     task = get_task(cfg.run.task)
     with stage_run(cfg, "rollouts", "07 rollouts", cfg.run.rollout_dir) as run:
         check_judge(cfg)
+        check_question_weight(cfg)
         policy = resolve_checkpoint(cfg, cfg.rollout.policy)
         questions = read_jsonl(cfg.run.data_dir / "sample_train.jsonl", made_by="sample")
         questions = questions[: cfg.rollout.rollout_questions] if cfg.rollout.rollout_questions else questions
         run.inputs |= {"sample_train": cfg.run.data_dir / "sample_train.jsonl", "policy": policy.path}
-        drafts = {}
-        if policy.with_draft:
-            run.input("student_drafts", cfg.run.data_dir / "student_drafts.jsonl")
-            drafts = read_draft_texts(cfg)
         out_dir = cfg.run.rollout_dir
         out_dir.mkdir(parents=True, exist_ok=True)
-        rows, bandit = run_rollouts(cfg, task, policy, questions, drafts, out_dir)
+        drafts, scores = rollout_drafts(cfg, task, policy, questions, out_dir, run)
+        rows, bandit = run_rollouts(cfg, task, policy, questions, drafts, scores, out_dir)
         pairs, counts = make_pairs(cfg, rows, run)
         report, outputs = write_outputs(out_dir, rows, pairs, counts, bandit)
         run.outputs(*outputs)

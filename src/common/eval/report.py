@@ -139,7 +139,8 @@ def build_report(cfg: Config) -> Path:
         if s.get("accuracy_by_class"):
             by = s["accuracy_by_class"]
             extra = f"yes {pct(by['yes'])}, no {pct(by['no'])}, answers 'no' {pct(s['answer_bias_no'])}"
-        fmt = s["strategy"] + (" + draft" if s.get("with_draft") else "")
+        own = "test_drafts_" in (s.get("drafts") or "")  # DRAFTS_FROM=policy: it drafted for itself
+        fmt = s["strategy"] + ((" + own draft" if own else " + draft") if s.get("with_draft") else "")
         lines.append(
             f"| {name} | {fmt} | {s['n']} | {pct(s['accuracy'])} | "
             f"{pct(s['parse_failure_rate'])} | {pct(s.get('truncation_rate'))} | {extra} |"
