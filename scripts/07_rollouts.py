@@ -8,7 +8,8 @@ majority of the question's own K rollouts (self-consistency); questions left wit
 counted and give no pairs. PAIR_SOURCE makes the pairs from correctness, the self-reward judge,
 the trajectory composite, or correctness then the judge (PAIR_MODE=spin pairs SPIN-style instead).
 
-Reads data/RUN/sample_train.jsonl, student_drafts.jsonl (when the policy was trained with drafts),
+Reads data/RUN/sample_train.jsonl, student_drafts.jsonl (when the policy was trained with drafts;
+with DRAFTS_FROM=policy the policy drafts for itself into policy_drafts.jsonl instead),
 teacher_outputs.jsonl (LABEL_SOURCE=teacher; otherwise only for the report's label-noise table,
 when present), train_phaseB.jsonl (PAIR_MODE=spin) and the POLICY checkpoint.
 Writes, under data/RUN[/ROLLOUT_SUBDIR]:
@@ -27,8 +28,9 @@ from common.config import Config, float_list, load_config, shown, split_list
 from common.data.prompts import render_prompt
 from common.data.records import to_sharegpt_preference
 from common.data.tasks import Task, get_task
-from common.errors import DataError, run_main
+from common.errors import ConfigError, DataError, run_main
 from common.eval.evaluate import PHASES, resolve_checkpoint
+from common.eval.question_judge import question_scores
 from common.fingerprint import hash_input, keep_rows, row_fp
 from common.jsonl import JsonlAppender, read_jsonl, write_json, write_jsonl
 from common.models.generation import generate
@@ -36,7 +38,7 @@ from common.models.loading import load_model
 from common.plots import plot_rollout_scores
 from common.rollout.bandit import Bandit
 from common.rollout.coherence import counterfactual_probes
-from common.rollout.drafts import read_draft_texts
+from common.rollout.drafts import own_drafts, read_draft_texts
 from common.rollout.labels import apply_label, label_noise, question_label, read_teacher_answers
 from common.rollout.pairs import outcome_counts, question_pairs, spin_pairs
 from common.rollout.report import SCORES, build_rollout_report, render_markdown
@@ -58,6 +60,7 @@ class Sampler:
     drafts: dict[str, str]
     arms: list[tuple[str, float]]
     judge: Callable[[list[tuple[str, str]], list[str]], list[str | None]]
+    question_scores: dict[str, float | None]  # QUESTION_WEIGHT: the judge's score of each draft
     teacher: dict[str, str | None] | None = None
 
 
@@ -103,6 +106,7 @@ def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_ind
             judgements[i * K : (i + 1) * K],
             weights,
             cfg.rollout.judge_rubric,
+            sampler.question_scores.get(q["id"]),
         )
         out.append(
             {
@@ -111,6 +115,7 @@ def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_ind
                 "gold": q["answer"],
                 "label": label | {"source": cfg.rollout.label_source},
                 "policy": cfg.rollout.policy,
+                "drafts_from": cfg.generation.drafts_from if sampler.drafts else None,
                 "prompts": {s: messages[(q["id"], s)] for s in strategies},
                 "probes": probes_of,
                 "trajectories": scored,
@@ -214,7 +219,7 @@ def check_policy(store: JsonlAppender, cfg) -> None:
         )
 
 
-def run_rollouts(cfg, task, policy, questions, drafts, teacher, out_dir) -> tuple[list[dict], Bandit]:
+def run_rollouts(cfg, task, policy, questions, drafts, scores, teacher, out_dir) -> tuple[list[dict], Bandit]:
     """Every question's rollout row, appended chunk by chunk (a killed run resumes), and the bandit."""
     arms, bandit = make_arms(cfg)
     arm_index = {name: i for i, name in enumerate(bandit.arms)}
@@ -226,12 +231,14 @@ def run_rollouts(cfg, task, policy, questions, drafts, teacher, out_dir) -> tupl
     # (and, graded by the teacher, the teacher's answer).
     policy_hash = hash_input(policy.path)
     by_teacher = cfg.rollout.label_source == "teacher"
+    # With QUESTION_WEIGHT the judge's score of the draft is part of the rewards, so of the row too.
     fps = {
         q["id"]: row_fp(
             cfg,
             "rollouts",
             policy_hash,
             drafts.get(q["id"], ""),
+            *([scores.get(q["id"])] if scores else []),
             *([(teacher or {}).get(q["id"])] if by_teacher else []),
         )
         for q in questions
@@ -252,7 +259,7 @@ def run_rollouts(cfg, task, policy, questions, drafts, teacher, out_dir) -> tupl
         if done < len(questions):
             model, tokenizer = load_model(policy.path, cfg, made_by=PHASES.get(cfg.rollout.policy, "phaseB"))
             judge = make_judge(cfg, task, model, tokenizer)
-            sampler = Sampler(cfg, task, model, tokenizer, drafts, arms, judge, teacher)
+            sampler = Sampler(cfg, task, model, tokenizer, drafts, arms, judge, scores, teacher)
             for index, chunk in enumerate(chunks):
                 todo = [q for q in chunk if q["id"] not in store]
                 if not todo:
@@ -266,6 +273,46 @@ def run_rollouts(cfg, task, policy, questions, drafts, teacher, out_dir) -> tupl
         rows = [store.rows[q["id"]] for q in questions]
     write_json(out_dir / "bandit_state.json", bandit.state())
     return rows, bandit
+
+
+def check_question_weight(cfg) -> None:
+    """QUESTION_WEIGHT rewards the policy's own questions as a teacher judges them: stop before any
+    sampling when that cannot happen."""
+    if cfg.rollout.question_weight and cfg.generation.drafts_from != "policy":
+        raise ConfigError(
+            "QUESTION_WEIGHT rewards the policy's own clarifying questions: set DRAFTS_FROM=policy, "
+            "or QUESTION_WEIGHT=0"
+        )
+    if cfg.rollout.question_weight and cfg.teacher.backend == "offline":
+        raise ConfigError(
+            "QUESTION_WEIGHT needs a model teacher to judge the questions; the offline teacher cannot "
+            "judge: set TEACHER=openai|anthropic, or QUESTION_WEIGHT=0"
+        )
+
+
+def rollout_drafts(cfg, task, policy, questions, out_dir, run: StageRun) -> tuple[dict, dict]:
+    """The draft each question is answered with ({id: text}; none when the policy was trained
+    without drafts) and, with QUESTION_WEIGHT, the question judge's score of each draft.
+
+    DRAFTS_FROM=base: the base student's drafts of stage 02. DRAFTS_FROM=policy: the policy drafts
+    for itself into policy_drafts.jsonl here, so each round of `make loop` redrafts with its policy.
+    """
+    if not policy.with_draft:
+        return {}, {}
+    base_path = cfg.run.data_dir / "student_drafts.jsonl"
+    if cfg.generation.drafts_from == "base":
+        run.input("student_drafts", base_path)
+        return read_draft_texts(cfg), {}
+    own = own_drafts(cfg, task, questions, out_dir / "policy_drafts.jsonl", policy.path)
+    drafts = {i: r["draft"] for i, r in own.items()}
+    if not cfg.rollout.question_weight:
+        return drafts, {}
+    run.input("student_drafts", base_path)
+    base = {r["id"]: r for r in read_jsonl(base_path, made_by="drafts")}
+    scores = question_scores(cfg, task, questions, own, base, cfg.run.data_dir / "teacher_cost.jsonl")
+    judged = [s for s in scores.values() if s is not None]
+    print(f"question judge: {len(judged)} of {len(questions)} drafts asked questions and were judged")
+    return drafts, scores
 
 
 def make_pairs(cfg, rows: list[dict], run: StageRun) -> tuple[list[dict], list]:
@@ -336,18 +383,16 @@ def main() -> None:
     task = get_task(cfg.run.task)
     with stage_run(cfg, "rollouts", "07 rollouts", cfg.run.rollout_dir) as run:
         check_judge(cfg)
+        check_question_weight(cfg)
         policy = resolve_checkpoint(cfg, cfg.rollout.policy)
         questions = read_jsonl(cfg.run.data_dir / "sample_train.jsonl", made_by="sample")
         questions = questions[: cfg.rollout.rollout_questions] if cfg.rollout.rollout_questions else questions
         run.inputs |= {"sample_train": cfg.run.data_dir / "sample_train.jsonl", "policy": policy.path}
-        drafts = {}
-        if policy.with_draft:
-            run.input("student_drafts", cfg.run.data_dir / "student_drafts.jsonl")
-            drafts = read_draft_texts(cfg)
-        teacher = read_teacher(cfg, run)
         out_dir = cfg.run.rollout_dir
         out_dir.mkdir(parents=True, exist_ok=True)
-        rows, bandit = run_rollouts(cfg, task, policy, questions, drafts, teacher, out_dir)
+        drafts, scores = rollout_drafts(cfg, task, policy, questions, out_dir, run)
+        teacher = read_teacher(cfg, run)
+        rows, bandit = run_rollouts(cfg, task, policy, questions, drafts, scores, teacher, out_dir)
         pairs, counts = make_pairs(cfg, rows, run)
         labels = {
             "source": cfg.rollout.label_source,

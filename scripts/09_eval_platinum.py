@@ -20,9 +20,10 @@ from common.eval.ablations import draft_ablations, eval_path, loop_selection, pa
 from common.eval.evaluate import answer_questions, available_checkpoints, resolve_checkpoint, summarize
 from common.eval.grade_only import grade_only
 from common.eval.report import build_report, executive_table
+from common.eval.targets import targets_table
 from common.jsonl import read_jsonl, write_json, write_jsonl
 from common.models.loading import load_model
-from common.rollout.drafts import write_drafts
+from common.rollout.drafts import drafts_file, own_drafts, write_drafts
 from common.stage import stage_run
 
 
@@ -47,11 +48,20 @@ def load_test(cfg) -> list[dict]:
 
 
 def drafts_for_test(cfg, task, test, checkpoints) -> dict | None:
-    """The base student's drafts of the test questions, as in training, when a checkpoint needs them."""
-    if not any(c.with_draft for c in checkpoints):
+    """The base student's drafts of the test questions, as in training, when a checkpoint needs them
+    (with DRAFTS_FROM=policy each checkpoint drafts for itself instead: see own_test_drafts)."""
+    if not any(c.with_draft for c in checkpoints) or cfg.generation.drafts_from == "policy":
         return None
     rows = write_drafts(cfg, task, test, cfg.run.data_dir / "test_drafts.jsonl", cfg.model.model_name)
     return {i: r["draft"] for i, r in rows.items()}
+
+
+def own_test_drafts(cfg, task, test, ckpt, model, tokenizer) -> tuple[dict, str]:
+    """DRAFTS_FROM=policy: the checkpoint drafts the test questions itself, with the weights it
+    answers with, into data/RUN/test_drafts_NAME.jsonl; returns {id: draft text} and that file."""
+    path = drafts_file(cfg.run.data_dir, "test_drafts", ckpt.name)
+    rows = own_drafts(cfg, task, test, path, ckpt.path, loaded=(model, tokenizer))
+    return {i: r["draft"] for i, r in rows.items()}, str(path.relative_to(cfg.run.base_dir))
 
 
 def evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary) -> dict[str, list[dict]]:
@@ -60,17 +70,22 @@ def evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary) -> dict[s
     results, last, copy_of = {}, checkpoints[-1], loop_selection(cfg, specs)
     for ckpt in checkpoints:
         model = tokenizer = None
+        base_drafts = str((cfg.run.data_dir / "test_drafts.jsonl").relative_to(cfg.run.base_dir))
+        use, drafts_source = (drafts, base_drafts) if ckpt.with_draft else (None, None)
         if ckpt.name in copy_of:  # phaseC is a copy of a checkpoint evaluated in this run too
             rows = results[copy_of[ckpt.name]]
+            drafts_source = summary["checkpoints"][copy_of[ckpt.name]].get("drafts")
         else:
             model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
-            use = drafts if ckpt.with_draft else None
+            if ckpt.with_draft and cfg.generation.drafts_from == "policy":
+                use, drafts_source = own_test_drafts(cfg, task, test, ckpt, model, tokenizer)
             rows = answer_questions(cfg, model, tokenizer, task, test, ckpt, use, desc=ckpt.name)
         write_jsonl(eval_path(cfg.run.output_dir, ckpt.name), rows)
         results[ckpt.name] = rows
         s = summary["checkpoints"][ckpt.name] = summarize(task, rows) | {
             "strategy": ckpt.strategy,
             "with_draft": ckpt.with_draft,
+            "drafts": drafts_source,  # which file the draft in its prompts came from
             "path": shown(ckpt.path),
         }
         print(
@@ -80,7 +95,9 @@ def evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary) -> dict[s
         if ckpt is last and cfg.eval.eval_ablations and ckpt.with_draft and len(checkpoints) > 1:
             if model is None:
                 model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
-            summary["ablations"] = draft_ablations(cfg, task, test, ckpt, model, tokenizer, drafts, rows)
+            if use is None:  # phaseC copied from a loop checkpoint: the same weights draft again
+                use, _ = own_test_drafts(cfg, task, test, ckpt, model, tokenizer)
+            summary["ablations"] = draft_ablations(cfg, task, test, ckpt, model, tokenizer, use, rows)
         model = tokenizer = None  # free it before the next checkpoint loads (a 7B on one GPU)
     return results
 
@@ -91,15 +108,19 @@ def comparisons(results: dict[str, list[dict]]) -> dict:
     pairs = list(zip(names[:-1], names[1:], strict=True))
     if "phaseB" in names:
         pairs += [("phaseB", n) for n in names[names.index("phaseB") + 2 :]]
+    if "phaseA" in names and "phaseC" in names and ("phaseA", "phaseC") not in pairs:
+        pairs.append(("phaseA", "phaseC"))  # the report's C >= A target needs its own paired test
     return {f"{a}->{b}": pair_stats(results[a], results[b]) for a, b in pairs}
 
 
-def ablations_note(last) -> dict:
-    why = (
-        "the last checkpoint was trained without drafts (WITH_DRAFT=0)"
-        if not last.with_draft
-        else "EVAL_ABLATIONS=0"
-    )
+def ablations_note(cfg, checkpoints) -> dict:
+    """Why the draft ablations did not run: the report says so rather than leaving them out."""
+    if not cfg.eval.eval_ablations:
+        why = "EVAL_ABLATIONS=0"
+    elif not checkpoints[-1].with_draft:
+        why = f"the last checkpoint ({checkpoints[-1].name}) was trained without drafts (WITH_DRAFT=0)"
+    else:
+        why = "only one checkpoint was evaluated (EVAL_CHECKPOINTS)"
     return {"note": f"Not run: {why}."}
 
 
@@ -129,7 +150,7 @@ def main() -> None:
             "checkpoints": {},
         }
         results = evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary)
-        summary.setdefault("ablations", ablations_note(checkpoints[-1]))
+        summary.setdefault("ablations", ablations_note(cfg, checkpoints))
         summary["question_quality"] = question_quality(cfg, task, test, checkpoints[-1])
         summary["comparisons"] = comparisons(results)
         write_json(out / "summary.json", summary)
@@ -137,6 +158,7 @@ def main() -> None:
         run.outputs(*[eval_path(out, n) for n in results], out / "summary.json", report)
     print(f"\nreport: {shown(report)}")
     print("\n".join(executive_table(cfg.eval, summary)))  # the headline table, from the summary itself
+    print("\n".join(["", *targets_table(cfg.eval, summary)]))
 
 
 if __name__ == "__main__":

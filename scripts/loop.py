@@ -5,7 +5,9 @@ Each round: the current policy samples rollouts and pairs (stage 07); Phase C tr
 policy, once per loss in LOOP_LOSSES, on the same pairs (stage 08); each result answers the dev
 split greedily, and the best on dev becomes the next round's policy and reference. The loop stops
 after ITERATIONS rounds, or after LOOP_PATIENCE rounds without a dev gain over the best so far; the
-best round is copied to checkpoints/RUN/phaseC. Test accuracy is never looked at here.
+best round is copied to checkpoints/RUN/phaseC. Test accuracy is never looked at here. With
+DRAFTS_FROM=policy each round's stage 07 redrafts with that round's policy, and each checkpoint's
+dev check uses its own drafts.
 
 Writes data/RUN/loop/roundN/ (stage 07's files), checkpoints/RUN/loop/roundN-LOSS/ (stage 08's),
 checkpoints/RUN/loop/loop.json, loop.png, and checkpoints/RUN/phaseC/ (with selection.json). A
@@ -28,7 +30,7 @@ from common.fingerprint import hash_input, key_values, short_hash
 from common.jsonl import read_jsonl, write_json
 from common.models.loading import load_model
 from common.plots import plot_loop
-from common.rollout.drafts import read_draft_texts
+from common.rollout.drafts import drafts_file, own_drafts, read_draft_texts
 from common.stage import stage_run
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -43,9 +45,15 @@ def run_stage(script: str, launch: list[str], **env: str) -> None:
 
 
 def dev_accuracy(cfg, task, spec: str, dev: list[dict], drafts: dict) -> float:
+    """A checkpoint's greedy dev accuracy, with the base student's drafts or (DRAFTS_FROM=policy)
+    its own, written for it into data/RUN/loop/dev_drafts_SPEC.jsonl."""
     checkpoint = resolve_checkpoint(cfg, spec)
     model, tokenizer = load_model(checkpoint.path, cfg)
     use = drafts if checkpoint.with_draft else None
+    if checkpoint.with_draft and cfg.generation.drafts_from == "policy":
+        path = drafts_file(cfg.run.data_dir / "loop", "dev_drafts", checkpoint.name)
+        own = own_drafts(cfg, task, dev, path, checkpoint.path, loaded=(model, tokenizer))
+        use = {i: r["draft"] for i, r in own.items()}
     rows = answer_questions(cfg, model, tokenizer, task, dev, checkpoint, use, f"dev {checkpoint.name}")
     return round(summarize(task, rows)["accuracy"], 4)
 
@@ -166,7 +174,7 @@ def main() -> None:
         dev = read_jsonl(dev_path, made_by="sample")
         if not dev:
             raise LooperError(f"{shown(dev_path)} is empty; the loop picks rounds on dev: set DEV_SAMPLES")
-        drafts = read_draft_texts(cfg)
+        drafts = read_draft_texts(cfg) if cfg.generation.drafts_from == "base" else {}
         loop_dir.mkdir(parents=True, exist_ok=True)
         state_path = loop_dir / "loop.json"
         known = {}  # checkpoint -> dev accuracy, kept from a killed run (RESUME=0 forgets them)

@@ -467,3 +467,119 @@ def test_the_teacher_judges_through_the_real_sdk(tmp_path):
     assert [parse_score(t) for t in texts] == [0.8, None]  # the second is unparseable, not 0
     assert len(read_jsonl(ledger, made_by="rollouts")) == 2
     assert "sk-judge-test-key" not in ledger.read_text()
+
+
+# -- DRAFTS_FROM=policy and QUESTION_WEIGHT ---------------------------------------------------------
+
+
+def test_question_weight_changes_only_the_rewards_of_questioning_drafts():
+    from dataclasses import replace
+
+    ts = [traj(0, "The answer is: 22", "22", True), traj(1, "The answer is: 28", "28", False)]
+    weighted = replace(W, question=0.5)
+    plain = score_trajectories(ts, "number", {}, [None, None], W, question_score=1.0)
+    asked = score_trajectories(ts, "number", {}, [None, None], weighted, question_score=1.0)
+    tie = score_trajectories(ts, "number", {}, [None, None], weighted, question_score=0.5)
+    silent = score_trajectories(ts, "number", {}, [None, None], weighted, question_score=None)
+    unweighted = score_trajectories(ts, "number", {}, [None, None], W)
+    for a, p, t, s, u in zip(asked, plain, tie, silent, unweighted, strict=True):
+        assert a["reward"] == pytest.approx(p["reward"] + 0.5)  # a won comparison: + weight x 1
+        assert t["reward"] == pytest.approx(p["reward"] + 0.25)  # a tie is worth half
+        assert s["reward"] == u["reward"] == p["reward"]  # no questions asked: nothing added
+        assert 0 <= a["bandit_reward"] <= 1
+    assert [t["question_score"] for t in asked] == [1.0, 1.0] and silent[0]["question_score"] is None
+
+
+def test_question_scores_judge_only_drafts_that_asked_questions(tmp_path):
+    import os
+
+    from fake_api import FakeAPI
+
+    from common.config import load_config
+    from common.data.tasks import get_task
+    from common.eval.question_judge import question_scores
+
+    def reply(prompt: str) -> str:  # prefers the set with "total" in it; babbles on q2
+        if "q2?" in prompt:
+            return "both are fine"
+        a = prompt.split("Set A:")[1].split("Set B:")[0]
+        return "Verdict: A" if "total" in a else "Verdict: B"
+
+    questions = [{"id": f"q{i}", "question": f"q{i}?", "answer": "1"} for i in range(4)]
+    own = {
+        "q0": {"questions": ["What is the total?"]},
+        "q1": {"questions": []},  # asked nothing: never judged, never rewarded
+        "q2": {"questions": ["What is the total?"]},
+        "q3": {"questions": ["Why?"]},
+    }
+    base = {q["id"]: {"questions": ["What is the total?" if q["id"] == "q3" else "Why?"]} for q in questions}
+    with FakeAPI(reply=reply) as api:
+        env = {
+            "HW": "cpu",
+            "TEACHER": "openai",
+            "OPENAI_API_KEY": "sk-question-judge-key",
+            "OPENAI_BASE_URL": api.openai_url,
+            "WORK_DIR": str(tmp_path),
+            "LOOPER_ENV_FILE": os.devnull,
+        }
+        cfg = load_config([], env=env)[0]
+        scores = question_scores(cfg, get_task("arith"), questions, own, base, tmp_path / "judge_cost.jsonl")
+        judged = len(api.requests)
+    assert scores == {"q0": 1.0, "q1": None, "q2": None, "q3": 0.0}
+    assert judged == 3 and len(read_jsonl(tmp_path / "judge_cost.jsonl", made_by="rollouts")) == 3
+
+
+@pytest.mark.slow
+def test_policy_drafts_its_own_rollout_prompts(policy_dir):
+    d = policy_dir / "data/arith"
+    env = ROLLOUT | {
+        "DRAFTS_FROM": "policy",
+        "SELF_REWARD_JUDGE": "none",
+        "COUNTERFACTUAL": "0",
+        "ROLLOUT_QUESTIONS": "8",
+        "DRAFT_MAX_NEW_TOKENS": "8",
+        "DRAFT_TEMPERATURE": "1.0",
+    }
+    proc = run_script("07_rollouts.py", policy_dir, **env, QUESTION_WEIGHT="1")
+    assert proc.returncode == 2 and "QUESTION_WEIGHT needs a model teacher" in proc.stderr
+    proc = run_script("07_rollouts.py", policy_dir, **(env | {"DRAFTS_FROM": "base"}), QUESTION_WEIGHT="1")
+    assert proc.returncode == 2 and "set DRAFTS_FROM=policy" in proc.stderr
+    proc = run_script("07_rollouts.py", policy_dir, **env)
+    assert proc.returncode == 0, proc.stderr
+    own = {r["id"]: r for r in read_jsonl(d / "policy_drafts.jsonl")}
+    base = {r["id"]: r for r in read_jsonl(d / "student_drafts.jsonl")}
+    assert len(own) == 8 and all(r["model"].endswith("checkpoints/arith/phaseB") for r in own.values())
+    assert any(own[i]["draft"] != base[i]["draft"] for i in own)  # Phase B's drafts, not the base's
+    for row in read_jsonl(d / "rollouts.jsonl"):
+        assert row["drafts_from"] == "policy"
+        for messages in row["prompts"].values():
+            assert own[row["id"]]["draft"].strip() in messages[-1]["content"]
+
+
+@pytest.mark.slow
+def test_each_checkpoint_drafts_for_itself_in_eval(policy_dir):
+    """Stage 09 with DRAFTS_FROM=policy: Phase B and the base model (given as a folder, trained
+    'with drafts') each write their own test drafts, recorded per checkpoint."""
+    env = {
+        "DRAFTS_FROM": "policy",
+        "EVAL_CHECKPOINTS": f"{policy_dir}/checkpoints/tiny-base,phaseB",
+        "EVAL_SAMPLES": "6",
+        "EVAL_MAX_NEW_TOKENS": "16",
+        "EVAL_ABLATIONS": "0",
+        "DRAFT_MAX_NEW_TOKENS": "8",
+        "DRAFT_TEMPERATURE": "1.0",
+    }
+    proc = run_script("09_eval_platinum.py", policy_dir, **env)
+    assert proc.returncode == 0, proc.stderr
+    d, out = policy_dir / "data/arith", policy_dir / "outputs/arith"
+    summary = json.loads((out / "summary.json").read_text())
+    files = [s["drafts"] for s in summary["checkpoints"].values()]
+    assert files == ["data/arith/test_drafts_tiny-base.jsonl", "data/arith/test_drafts_phaseB.jsonl"]
+    assert not (d / "test_drafts.jsonl").exists()  # no base-model drafts were needed
+    base = {r["id"]: r for r in read_jsonl(d / "test_drafts_tiny-base.jsonl")}
+    mine = {r["id"]: r for r in read_jsonl(d / "test_drafts_phaseB.jsonl")}
+    assert mine.keys() == base.keys() and len(mine) == 6
+    assert any(mine[i]["draft"] != base[i]["draft"] for i in mine)  # different weights, different drafts
+    for row in read_jsonl(out / "eval_phaseB.jsonl"):
+        assert mine[row["id"]]["draft"].strip() in row["prompt"]
+    assert "| phaseC vs phaseB |" in (out / "report.md").read_text()

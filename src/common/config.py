@@ -229,6 +229,12 @@ class GenerationSection:
     vllm_data_parallel: int = _opt(1, "vLLM: model replicas, each on its own GPUs")
     draft_max_new_tokens: int = _opt(96, "token limit of a student draft")
     draft_temperature: float = _opt(0.0, "draft sampling temperature (0 = greedy)")
+    drafts_from: str = _opt(
+        "base",
+        "who writes the draft a phase answers with in stages 07, 09 and the loop: base (the base "
+        "student's, stage 02) or policy (the phase itself, so it needs no second model)",
+        choices=("base", "policy"),
+    )
 
 
 @dataclass(frozen=True)
@@ -309,6 +315,11 @@ class RolloutSection:
     alpha_correct: float = _opt(1.0, "reward weight of correctness")
     beta_coherence: float = _opt(0.5, "reward weight of coherence s_wm")
     length_penalty: float = _opt(0.0005, "reward penalty per generated token")
+    question_weight: float = _opt(
+        0.0,
+        "reward weight of the question judge's score (win 1, tie 0.5, loss 0 against the base "
+        "student's questions) for trajectories whose own draft asked questions (DRAFTS_FROM=policy)",
+    )
     coherence_weights: str = _opt("0.4,0.4,0.2", "s_wm weights of s_end, s_path, s_cf")
     composite_weights: str = _opt(
         "0.6,0.2,0.2",
@@ -401,6 +412,19 @@ class EvalSection:
     judge_samples: int = _opt(50, "questions whose clarifying questions the teacher judges")
     target_b_gain: float = _opt(10.0, "report target: Phase B over Phase A, in points")
     target_c_gain: float = _opt(3.0, "report target: Phase C over Phase B, in points")
+    target_c_over_a_gain: float = _opt(10.0, "report target: Phase C over Phase A, in points")
+    target_draft_gain: float = _opt(
+        3.0, "report target: Phase C with its draft over the no-draft ablation, in points"
+    )
+    target_shuffled_drop: float = _opt(
+        3.0, "report target: points Phase C loses when given another question's draft"
+    )
+    target_draft_share: float = _opt(
+        0.2, "report target: integrated-gradients share of attribution on draft tokens (0-1)"
+    )
+    target_question_win_rate: float = _opt(
+        0.6, "report target: win rate of the trained phase's clarifying questions over the base's (0-1)"
+    )
 
 
 SECTIONS = {

@@ -107,6 +107,8 @@ STAGE_KEYS: dict[str, list[str]] = {
         "LENGTH_PENALTY",
         "COHERENCE_WEIGHTS",
         "COMPOSITE_WEIGHTS",
+        "DRAFTS_FROM",
+        "QUESTION_WEIGHT",
         *PAIR_KEYS,
     ],
     "phaseC": [
@@ -135,6 +137,7 @@ STAGE_KEYS: dict[str, list[str]] = {
         "EVAL_ABLATIONS",
         "ATTRIBUTION_SAMPLES",
         "JUDGE_SAMPLES",
+        "DRAFTS_FROM",
     ],
 }
 # Keys of a stage that its rows do not depend on (they act after the rows are made).

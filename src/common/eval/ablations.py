@@ -12,7 +12,7 @@ from common.eval.evaluate import answer_questions, summarize
 from common.eval.question_judge import question_win_rate
 from common.eval.stats import mcnemar_exact
 from common.jsonl import write_jsonl
-from common.rollout.drafts import write_drafts
+from common.rollout.drafts import drafts_file, own_drafts, write_drafts
 
 
 def eval_path(out, name: str):
@@ -45,7 +45,8 @@ def question_quality(cfg, task, test, last) -> dict:
         return question_win_rate(cfg, task, [], {}, {}, cfg.run.data_dir / "teacher_cost.jsonl")
     subset = test[: cfg.eval.judge_samples]
     base = write_drafts(cfg, task, subset, cfg.run.data_dir / "test_drafts.jsonl", cfg.model.model_name)
-    mine = write_drafts(cfg, task, subset, cfg.run.data_dir / f"test_drafts_{last.name}.jsonl", last.path)
+    # The same file and weights as DRAFTS_FROM=policy: the phase's own drafts are written once.
+    mine = own_drafts(cfg, task, subset, drafts_file(cfg.run.data_dir, "test_drafts", last.name), last.path)
     return question_win_rate(cfg, task, subset, mine, base, cfg.run.data_dir / "teacher_cost.jsonl")
 
 

@@ -40,12 +40,11 @@ def parse_verdict(text: str) -> str | None:
     return "tie" if v.lower() == "tie" else v.upper()
 
 
-def question_win_rate(
-    cfg: Config, task, questions: list[dict], trained: dict, base: dict, ledger: Path
-) -> dict:
-    """Win rate of the trained model's clarifying questions over the base model's."""
-    if cfg.teacher.backend == "offline":
-        return {"note": "not measured: TEACHER=offline cannot judge; set TEACHER=openai or anthropic."}
+def judge_question_sets(
+    cfg: Config, task, questions: list[dict], trained: dict, base: dict, ledger: Path, desc: str = "judge"
+) -> dict[str, str | None]:
+    """{id: "win" | "loss" | "tie" | None}: the trained side's result on each question, None where
+    the verdict could not be read. Needs a model teacher (TEACHER=openai|anthropic)."""
     rng = random.Random(cfg.run.random_seed)
     jobs, trained_side = [], {}
     for q in questions:
@@ -58,14 +57,43 @@ def question_win_rate(
     def on_reply(job: Job, reply: Reply) -> None:
         verdicts[job.id] = parse_verdict(reply.text) if reply.status == "ok" else None
 
-    ask_configured_teacher(cfg.teacher, task, cfg.run.random_seed, jobs, on_reply, ledger, desc="judge")
-    wins = sum(verdicts.get(i) == side for i, side in trained_side.items())
-    ties = sum(verdicts.get(i) == "tie" for i in trained_side)
-    unreadable = sum(verdicts.get(i) is None for i in trained_side)
-    decided = len(trained_side) - ties - unreadable
+    ask_configured_teacher(cfg.teacher, task, cfg.run.random_seed, jobs, on_reply, ledger, desc=desc)
+    results: dict[str, str | None] = {}
+    for i, side in trained_side.items():
+        v = verdicts.get(i)
+        results[i] = None if v is None else "tie" if v == "tie" else "win" if v == side else "loss"
+    return results
+
+
+# The question judge's verdict as a reward term (QUESTION_WEIGHT): a tie is worth half a win.
+VERDICT_SCORE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+
+
+def question_scores(
+    cfg: Config, task, questions: list[dict], own: dict, base: dict, ledger: Path
+) -> dict[str, float | None]:
+    """Per question, the judge's score of the policy's own clarifying questions against the base
+    student's: 1 win, 0.5 tie, 0 loss; None where its draft asked no questions (nothing to reward)
+    or the verdict could not be read."""
+    asked = [q for q in questions if own[q["id"]]["questions"]]
+    results = judge_question_sets(cfg, task, asked, own, base, ledger, desc="question judge")
+    return {q["id"]: VERDICT_SCORE.get(results.get(q["id"])) for q in questions}
+
+
+def question_win_rate(
+    cfg: Config, task, questions: list[dict], trained: dict, base: dict, ledger: Path
+) -> dict:
+    """Win rate of the trained model's clarifying questions over the base model's."""
+    if cfg.teacher.backend == "offline":
+        return {"note": "not measured: TEACHER=offline cannot judge; set TEACHER=openai or anthropic."}
+    results = judge_question_sets(cfg, task, questions, trained, base, ledger)
+    wins = sum(r == "win" for r in results.values())
+    ties = sum(r == "tie" for r in results.values())
+    unreadable = sum(r is None for r in results.values())
+    decided = len(results) - ties - unreadable
     rate = wins / decided if decided else None
     return {
-        "n": len(trained_side),
+        "n": len(results),
         "wins": wins,
         "losses": decided - wins,
         "ties": ties,
@@ -73,8 +101,7 @@ def question_win_rate(
         "win_rate": rate,
         "note": (
             f"the trained model's clarifying questions won {wins} of {decided} decided "
-            f"comparisons ({rate:.0%}; {ties} ties, {unreadable} unreadable verdicts excluded); "
-            f"the target is a +10% win rate"
+            f"comparisons ({rate:.0%}; {ties} ties, {unreadable} unreadable verdicts excluded)"
             if decided
             else "no decided comparisons."
         ),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from common.config import Config, EvalSection
 from common.errors import DataError
+from common.eval.targets import targets_table
 from common.jsonl import read_jsonl
 from common.plots import plt
 
@@ -122,6 +123,8 @@ def build_report(cfg: Config) -> Path:
         "",
     ]
     lines += ["## Executive summary", "", *executive_table(cfg.eval, summary), ""]
+    lines += ["Every target (configured in the eval section of the config):", ""]
+    lines += [*targets_table(cfg.eval, summary), ""]
     plot = plot_accuracy(summary, out / "accuracy.png", f"{cfg.run.name}: accuracy per phase")
     lines += [f"![accuracy per phase]({plot.name})", ""]
 
@@ -136,7 +139,8 @@ def build_report(cfg: Config) -> Path:
         if s.get("accuracy_by_class"):
             by = s["accuracy_by_class"]
             extra = f"yes {pct(by['yes'])}, no {pct(by['no'])}, answers 'no' {pct(s['answer_bias_no'])}"
-        fmt = s["strategy"] + (" + draft" if s.get("with_draft") else "")
+        own = "test_drafts_" in (s.get("drafts") or "")  # DRAFTS_FROM=policy: it drafted for itself
+        fmt = s["strategy"] + ((" + own draft" if own else " + draft") if s.get("with_draft") else "")
         lines.append(
             f"| {name} | {fmt} | {s['n']} | {pct(s['accuracy'])} | "
             f"{pct(s['parse_failure_rate'])} | {pct(s.get('truncation_rate'))} | {extra} |"
@@ -163,7 +167,12 @@ def build_report(cfg: Config) -> Path:
                 "",
                 f"Integrated-gradients share of attribution on draft tokens "
                 f"({ablations['checkpoint']}, {share['n']} questions): mean "
-                f"{pct(share['mean_share'])} (the target after DPO: ≥ 20%).",
+                f"{pct(share['mean_share'])} (the target after DPO: ≥ {pct(cfg.eval.target_draft_share)}).",
+            ]
+        elif ablations.get("attribution_note"):
+            lines += [
+                "",
+                f"Integrated-gradients share of attribution on draft tokens: {ablations['attribution_note']}.",
             ]
     else:
         lines.append((ablations or {}).get("note", "Not run."))

@@ -20,6 +20,7 @@ class Weights:
     coherence: tuple[float, float, float]  # s_end, s_path, s_cf
     composite: tuple[float, float, float]  # COMPOSITE_WEIGHTS: success, efficiency, cost
     max_new_tokens: int  # the token budget the composite's cost score is measured against
+    question: float = 0.0  # QUESTION_WEIGHT: the question judge's score of the draft's questions
 
     @classmethod
     def from_config(cls, rollout: RolloutSection) -> Weights:
@@ -30,6 +31,7 @@ class Weights:
             tuple(float_list(rollout.coherence_weights)),
             tuple(float_list(rollout.composite_weights)),
             rollout.rollout_max_new_tokens,
+            rollout.question_weight,
         )
 
 
@@ -49,8 +51,8 @@ def trajectory_composite(correct: bool, retries: int, tokens: int, w: Weights) -
 
 
 def bandit_reward(value: float, w: Weights) -> float:
-    """A trajectory's reward mapped into [0, 1] for the bandit (its best is alpha + beta)."""
-    top = w.alpha + w.beta
+    """A trajectory's reward mapped into [0, 1] for the bandit (its best is alpha + beta + question)."""
+    top = w.alpha + w.beta + w.question
     return min(1.0, max(0.0, value / top)) if top > 0 else 0.0
 
 
@@ -61,11 +63,14 @@ def score_trajectories(
     judgements: list[str | None],
     w: Weights,
     rubric: str = "additive",
+    question_score: float | None = None,
 ) -> list[dict]:
     """Add the scores to each trajectory of one question, in sampling order.
 
     Each trajectory has text, pred, correct, tokens, strategy; probe_answers maps a strategy to
     its probes' answers ({} when counterfactuals are off); a judgement None means not judged.
+    question_score is the question judge's score of the draft the trajectories answered with
+    (None: its draft asked no questions, or nothing judged it); QUESTION_WEIGHT times it is added.
     """
     ends = s_end([t["pred"] for t in trajectories])
     paths = s_path([path_items(t["text"], answer_kind) for t in trajectories])
@@ -74,6 +79,8 @@ def score_trajectories(
         cf = s_cf(t["pred"], probe_answers.get(t["strategy"], {}))
         wm = s_wm(end, path, cf, w.coherence)
         value = reward(t["correct"], wm, t["tokens"], w.alpha, w.beta, w.length_penalty)
+        if question_score is not None:
+            value += w.question * question_score
         score = parse_score(judged, rubric) if judged is not None else None
         judge_status = "not_judged" if judged is None else "ok" if score is not None else "unparseable"
         out.append(
@@ -87,6 +94,7 @@ def score_trajectories(
                 "self_reward": score,
                 "judge_status": judge_status,
                 "judge_output": judged,
+                "question_score": question_score,
                 "reward": round(value, 4),
                 "bandit_reward": round(bandit_reward(value, w), 4),
                 "composite": trajectory_composite(t["correct"], k, t["tokens"], w),
