@@ -36,7 +36,7 @@ help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
 	@echo
 	@echo "Targets:"
-	@grep -hE '^[a-zA-Z_-]+( [a-zA-Z_-]+)*:.*## ' $(MAKEFILE_LIST) \
+	@grep -hE '^[a-zA-Z0-9_-]+( [a-zA-Z0-9_-]+)*:.*## ' $(MAKEFILE_LIST) \
 	  | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-28s %s\n", $$1, $$2}'
 	@echo
 	@echo "Key variables (make VAR=value, environment, or .env):"
@@ -170,7 +170,7 @@ gpu-setup: ## on a bare CUDA box: pull, venv, pins (+bitsandbytes), GPU check, h
 	bash scripts/gpu_setup.sh
 
 targets: ## list the target names (the image's entrypoint checks against it)
-	@grep -hE '^[a-zA-Z_-]+( [a-zA-Z_-]+)*:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*//' | tr ' ' '\n'
+	@grep -hE '^[a-zA-Z0-9_-]+( [a-zA-Z0-9_-]+)*:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*//' | tr ' ' '\n'
 
 clean: | $(SETUP_STAMP) ## delete one run: data/RUN, checkpoints/RUN, outputs/RUN under WORK_DIR (RUN_NAME, else TASK)
 	@$(PY) scripts/clean.py
