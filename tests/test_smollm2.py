@@ -166,9 +166,12 @@ def test_a_gguf_model_name_is_converted_once_into_a_cache_keyed_by_its_sha256(tm
     cfg, _ = load_config([])  # the second time: the folder as it is
     assert Path(cfg.model.model_name) == folder and (folder / "model.safetensors").stat().st_mtime_ns == stamp
 
-    (folder / "model.safetensors").write_bytes(b"damaged")  # damaged: converted again, not reused
-    cfg, _ = load_config([])
-    assert (folder / "model.safetensors").stat().st_size > 500_000_000
+    from common.models.gguf import is_converted
+
+    sha = sha256_file(GGUF)
+    assert is_converted(folder, sha) and not is_converted(folder, "0" * 64)  # another file: convert again
+    (folder / "tokenizer.json").write_text("{}")  # damaged since written: converted again, not reused
+    assert not is_converted(folder, sha)
 
 
 def test_bad_gguf_files_are_one_line_naming_the_file(tmp_path):
