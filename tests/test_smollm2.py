@@ -81,7 +81,10 @@ def test_every_stage_runs_on_smollm2_over_real_gsm8k(tmp_path):
         history = json.loads((ckpt / phase / "log_history.json").read_text())
         losses = [r["loss"] for r in history if "loss" in r]
         assert len(losses) >= 2 and all(0 < x < 20 for x in losses), losses
-        assert losses[-1] < losses[0], f"{phase}: the training loss did not fall: {losses}"
+        # Each step's training batch is other questions, so the training loss is noisy over 4 steps;
+        # the dev loss is measured on the same questions every time.
+        dev = [r["eval_loss"] for r in history if "eval_loss" in r]
+        assert len(dev) >= 2 and dev[-1] < dev[0], f"{phase}: the dev loss did not fall: {dev}"
         config = json.loads((ckpt / phase / "adapter_config.json").read_text())
         assert config["base_model_name_or_path"] == str(SMOLLM2)
     assert (ckpt / "loop" / "round1-sigmoid" / "adapter_config.json").is_file()
