@@ -30,7 +30,7 @@ script_phaseC   := scripts/08_train_dpo.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test test-fast lint format demo tiny-model smollm2 merge loop report all clean clean-all bench-teacher bench-generation bench-eval bench-padding bench-dpo bench-students gpu-check docker-build docker-run gpu-setup targets status $(STAGES) dpo
+.PHONY: help setup config test test-fast lint format demo tiny-model smollm2 merge loop compare-sources report all clean clean-all bench-teacher bench-generation bench-eval bench-padding bench-dpo bench-students gpu-check docker-build docker-run gpu-setup targets status $(STAGES) dpo
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -109,6 +109,10 @@ status: | $(SETUP_STAMP) ## one line per stage for the current configuration: do
 
 loop: | $(SETUP_STAMP) ## rounds of rollouts -> pairs -> DPO, best on dev kept (ITERATIONS=N LOOP_LOSSES=a,b) -> checkpoints/RUN/loop/ phaseC/
 	LOOPER_LAUNCH="$(LAUNCH)" $(PY) scripts/loop.py
+
+GROUP ?= labels
+compare-sources: | $(SETUP_STAMP) ## Phase C per label source, pair source or drafter, one table (GROUP=labels|drafts) -> outputs/RUN/variants/
+	$(PY) scripts/compare_sources.py --group $(GROUP)
 
 report: | $(SETUP_STAMP) ## rebuild outputs/RUN/report.md and plots from saved files (no model)
 	$(PY) $(script_eval) --report-only

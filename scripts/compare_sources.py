@@ -1,0 +1,164 @@
+"""`make compare-sources`: Phase C under each label source, pair source or drafter, side by side.
+
+Stages 01-06 run once in one run folder; then, per variant, `make loop eval` with that variant's
+settings (only stage 07 and the loop see them, so REBUILD=auto reuses Phases A and B), and the
+variant's summary, graded rows and rollout report are kept in outputs/RUN/variants/NAME/. The table
+(Phase C test accuracy with Wilson CIs, exact McNemar against Phase B on the same questions, and
+what the variant's labels and pairs were) goes to stdout and outputs/RUN/variants/table.md.
+
+    make compare-sources GROUP=labels   # arith demo, teacher wrong on 20%: label and pair sources
+    make compare-sources GROUP=drafts   # compare task with drafts: base drafts vs the policy's own
+
+Any other key (RUN_NAME, LOOP_LOSSES, ...) overrides as usual. A variant that fails is reported
+as failed and the others still run; the script exits non-zero if any failed.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from common.config import load_config, split_list
+from common.eval.ablations import eval_path
+from common.eval.stats import mcnemar_exact, wilson_interval
+from common.jsonl import read_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ["sample", "drafts", "teacher", "datasets", "phaseA", "phaseB"]
+ROUND = "loop/round1-{loss}"
+
+# Each group: the settings every variant shares, then the variants' own.
+GROUPS = {
+    "labels": {
+        "base": {
+            "LOOPER_ENV_FILE": "configs/demo.env",
+            "RUN_NAME": "sources-arith",
+            "TEACHER_ERROR_RATE": "0.2",
+            "LOOP_LOSSES": "sigmoid",
+            "SELF_REWARD_JUDGE": "none",
+        },
+        "variants": {
+            "label gold, pairs correctness": {"LABEL_SOURCE": "gold"},
+            "label teacher, pairs correctness": {"LABEL_SOURCE": "teacher"},
+            "label majority, pairs correctness": {"LABEL_SOURCE": "majority"},
+            "pairs judge (policy)": {"PAIR_SOURCE": "judge", "SELF_REWARD_JUDGE": "policy"},
+            "pairs both (policy judge)": {"PAIR_SOURCE": "both", "SELF_REWARD_JUDGE": "policy"},
+        },
+    },
+    "drafts": {
+        "base": {
+            "LOOPER_ENV_FILE": "configs/demo.env",
+            "RUN_NAME": "sources-compare",
+            "TASK": "compare",
+            "WITH_DRAFT": "1",
+            "LOOP_LOSSES": "sigmoid",
+            "SELF_REWARD_JUDGE": "none",
+        },
+        "variants": {
+            "drafts from base": {"DRAFTS_FROM": "base"},
+            "drafts from policy": {"DRAFTS_FROM": "policy"},
+        },
+    },
+}
+
+
+def make(targets: list[str], env: dict[str, str]) -> int:
+    full = os.environ | {"HW": "cpu", "REBUILD": "auto"} | env
+    return subprocess.run(["make", "--no-print-directory", *targets], cwd=ROOT, env=full).returncode
+
+
+def keep(outputs: Path, data: Path, dest: Path, names: list[str]) -> None:
+    """Copy one variant's results aside before the next variant's run replaces them."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for path in [outputs / "summary.json", data / "loop" / "round1" / "rollout_report.json"]:
+        if path.exists():
+            shutil.copy2(path, dest / path.name)
+    for name in names:
+        if eval_path(outputs, name).exists():
+            shutil.copy2(eval_path(outputs, name), dest / eval_path(outputs, name).name)
+
+
+def accuracy(rows: list[dict]) -> str:
+    n, k = len(rows), sum(r["correct"] for r in rows)
+    lo, hi = wilson_interval(k, n)
+    return f"{k / n:.1%} ({lo:.1%}–{hi:.1%})"
+
+
+def against(rows: list[dict], phase_b: list[dict]) -> str:
+    by_id = {r["id"]: r["correct"] for r in phase_b}
+    test = mcnemar_exact([by_id[r["id"]] for r in rows], [r["correct"] for r in rows])
+    delta = (test["only_b"] - test["only_a"]) / len(rows)
+    return f"{delta * 100:+.1f} pts, p = {test['p_value']:.2g}"
+
+
+def what_it_trained_on(report: dict) -> str:
+    """Pairs, and how the labels agreed with gold where the report measured it."""
+    parts = [f"{report['pairs']['total']} pairs"]
+    labels = report.get("labels") or {}
+    used = (labels.get("noise") or {}).get(labels.get("source"))
+    if used and labels["source"] != "gold":
+        parts.append(
+            f"{labels['source']} labels on {used['labelled']} questions, {used['agreement_with_gold']:.1%} agree with gold"
+        )
+    judge = report.get("judge") or {}
+    if judge.get("unparseable"):
+        parts.append(f"{judge['unparseable']} judge replies unparseable")
+    return "; ".join(parts)
+
+
+def row_of(name: str, dest: Path, round_name: str, status: int) -> str:
+    if status:
+        return f"| {name} | failed (exit {status}) | | | |"
+    outputs = dest  # the copies keep the eval file names
+    rows = {n: read_jsonl(eval_path(outputs, n)) for n in ("phaseB", round_name, "phaseC")}
+    report = json.loads((dest / "rollout_report.json").read_text())
+    return (
+        f"| {name} | {accuracy(rows[round_name])} | {against(rows[round_name], rows['phaseB'])} "
+        f"| {accuracy(rows['phaseC'])} | {what_it_trained_on(report)} |"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--group", choices=sorted(GROUPS), default="labels")
+    args = parser.parse_args()
+    group = GROUPS[args.group]
+    # The environment still overrides the group's settings, as everywhere else.
+    base = group["base"] | {k: os.environ[k] for k in group["base"] if k in os.environ}
+    cfg, _ = load_config([], env=os.environ | base)
+    round_name = ROUND.format(loss=(split_list(cfg.rollout.loop_losses) or [cfg.dpo.dpo_loss])[0])
+    base["EVAL_CHECKPOINTS"] = f"phaseB,{round_name},phaseC"
+    if status := make(BUILD, base):
+        print(f"compare-sources: stages 01-06 failed (exit {status}); no variant ran", file=sys.stderr)
+        return status
+    outputs, data = cfg.run.output_dir, cfg.run.data_dir
+    lines = [
+        f"| {args.group} variant | Phase C round, test accuracy (95% CI) | vs Phase B (McNemar) "
+        "| phaseC (chosen on dev) | what it trained on |",
+        "|---|---|---|---|---|",
+    ]
+    failed, phase_b = 0, None
+    for name, settings in group["variants"].items():
+        print(f"\n=== compare-sources: {name} ({' '.join(f'{k}={v}' for k, v in settings.items())}) ===")
+        dest = outputs / "variants" / re.sub(r"[^a-z0-9]+", "_", name).strip("_")
+        status = make(["loop", "eval"], base | settings)
+        keep(outputs, data, dest, ["phaseB", round_name, "phaseC"])
+        failed += bool(status)
+        if phase_b is None and eval_path(dest, "phaseB").exists():
+            phase_b = accuracy(read_jsonl(eval_path(dest, "phaseB")))
+            lines.append(f"| Phase B, where every variant starts | {phase_b} | | | |")
+        lines.append(row_of(name, dest, round_name, status))
+    table = "\n".join(lines)
+    (outputs / "variants" / "table.md").write_text(table + "\n")
+    print("\n" + table)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
