@@ -40,7 +40,7 @@ help: ## list targets and key variables
 	  | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-28s %s\n", $$1, $$2}'
 	@echo
 	@echo "Key variables (make VAR=value, environment, or .env):"
-	@echo "  TASK=arith|compare|gsm8k|strategyqa   HW=cpu|4060|h100 (default: detected)"
+	@echo "  TASK=arith|compare|gsm8k|strategyqa|pyfunc|humaneval|mbpp|bigcodebench   HW=cpu|4060|h100 (default: detected)"
 	@echo "  RUN_NAME  DATASET_PATH  TEST_PATH  TRAIN_SAMPLES  DEV_SAMPLES  RANDOM_SEED"
 	@echo "  MODEL_NAME  REASONING_STRATEGY=none|cot|explicit|alternating  BATCH_SIZE  EPOCHS"
 	@echo "  All keys with their defaults: make config, or $(PY) scripts/01_sample.py --help"
@@ -127,7 +127,7 @@ all: ## every stage in order
 # `make demo` is configuration only: configs/demo.env (DEMO_SMALL=1: configs/demo-small.env, the
 # CI smoke run) replaces .env, then the same stages every run uses, in order. REBUILD=auto: what an
 # earlier command left under other settings is redone, so the demo prints what it prints from empty folders.
-DEMO_ENV = configs/demo$(if $(filter 1,$(DEMO_SMALL)),-small).env
+DEMO_ENV = configs/demo$(if $(filter pyfunc,$(TASK)),-pyfunc)$(if $(filter 1,$(DEMO_SMALL)),-small).env
 DEMO_STAGES := sample drafts teacher datasets phaseA phaseB loop eval
 demo: export LOOPER_ENV_FILE = $(DEMO_ENV)
 demo: export HW = cpu

@@ -87,9 +87,13 @@ def print_dry_run(jobs: list[Job], price: tuple[float, float], max_tokens: int) 
     )
 
 
+def teacher_messages(cfg, task: Task, ex: dict, hint: str | None = None) -> list[dict]:
+    return task.build_teacher_messages(ex["question"], ex.get("draft"), hint, cfg.data.reasoning_strategy)
+
+
 def teacher_jobs(cfg, task: Task, examples: list[dict]) -> list[Job]:
     return [
-        Job(ex["id"], attempt, task.build_teacher_messages(ex["question"], ex.get("draft")), ex)
+        Job(ex["id"], attempt, teacher_messages(cfg, task, ex), ex)
         for ex in examples
         for attempt in range(cfg.teacher.teacher_attempts)
     ]
@@ -128,10 +132,6 @@ def needs_rationale(cfg, task: Task, row: dict) -> bool:
     return row.get("rationalization", {}).get("status", "api_error") == "api_error"
 
 
-def hint_for(task: Task, gold: str) -> str:
-    return gold.upper() if task.answer_kind == "yesno" else gold
-
-
 def rationalize(cfg, task, teacher, waiting: list[dict], examples: list[dict], outputs, ledger_path):
     """STaR rationalization: ask again with the gold answer as a hint, through the same runner,
     cache, ledger and budget; keep a rationale that now reaches gold and does not give the hint
@@ -141,8 +141,9 @@ def rationalize(cfg, task, teacher, waiting: list[dict], examples: list[dict], o
     for row in waiting:
         if row["id"] not in by_id:  # a row for a question no longer in the sample
             continue
-        ex, hint = by_id[row["id"]], hint_for(task, row["gold"])
-        messages = task.build_teacher_messages(ex["question"], ex.get("draft"), hint)
+        ex = by_id[row["id"]]
+        hint = task.hint(ex)
+        messages = teacher_messages(cfg, task, ex, hint)
         jobs.append(Job(ex["id"], 0, messages, ex, hint=hint))
     print(f"rationalize: {len(jobs)} answers disagree with gold; asking again with the gold answer as a hint")
 
@@ -221,7 +222,9 @@ def main() -> None:
             print_dry_run(teacher_jobs(cfg, task, examples), price, cfg.teacher.teacher_max_tokens)
             run.discard()
             return
-        teacher = make_teacher(cfg.teacher, task, cfg.run.random_seed)  # a missing key stops here
+        teacher = make_teacher(
+            cfg.teacher, task, cfg.run.random_seed, cfg.data.reasoning_strategy
+        )  # a missing key stops here
 
         # Each row carries the fingerprint of the keys and the draft it was asked with.
         for ex in examples:
@@ -234,12 +237,16 @@ def main() -> None:
             budget = ask_for_answers(
                 cfg, task, teacher, model, examples, outputs, ledger_path, retried, waiting
             )
+            # A code task runs every teacher program against its tests here, in parallel, once;
+            # the checks below read those verdicts.
+            answered = list(outputs.rows.values())
+            task.check_many([r["answer"] for r in answered], [r["gold"] for r in answered])
             # Rows of an earlier run (another DISAGREEMENT, a failed hinted call) are asked too.
             waiting += [row for row in outputs.rows.values() if needs_rationale(cfg, task, row)]
             outputs.retain(lambda row: not needs_rationale(cfg, task, row))
             if waiting and not budget.exhausted:
                 teacher = make_teacher(
-                    cfg.teacher, task, cfg.run.random_seed
+                    cfg.teacher, task, cfg.run.random_seed, cfg.data.reasoning_strategy
                 )  # ask_teacher closed the first pass's client
                 budget = rationalize(cfg, task, teacher, waiting, examples, outputs, ledger_path)
             for row in waiting:  # not rationalized (the budget ran out): kept, asked on the next run

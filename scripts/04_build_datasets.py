@@ -16,7 +16,6 @@ import random
 from collections import Counter
 
 from common.config import load_config, shown
-from common.data.prompts import build_target, teacher_steps
 from common.data.records import preference_record, sft_record, to_sharegpt
 from common.data.sampling import class_counts, rebalance, stratified_indices
 from common.data.tasks import get_task
@@ -62,18 +61,25 @@ def read_inputs(cfg, paths: dict) -> tuple[list[dict], list[dict], dict, dict]:
     return sample, dev, drafts, teacher
 
 
+def taught(task, ex: dict, reply: dict, source: str) -> dict:
+    """An example with the teacher's reasoning steps; for code also the teacher's own program,
+    which its tests passed (a gold-corrected one keeps the canonical solution)."""
+    program = (
+        {"program": reply["answer"]} if task.answer_kind == "code" and source != "gold_corrected" else {}
+    )
+    return ex | {"steps": task.steps_from_teacher(reply["text"]), "source": source} | program
+
+
 def validate(task, examples: dict, teacher: dict) -> tuple[dict, list[dict]]:
     """Step 1: each teacher answer against gold; the examples whose answer is right, with its steps."""
+    # A code task runs the teacher's programs against their tests, in parallel, once.
+    task.check_many([teacher[i]["answer"] for i in examples], [teacher[i]["gold"] for i in examples])
     reasons = {i: reason(task, teacher[i]) for i in examples}
-    kept = [
-        examples[i] | {"steps": teacher_steps(teacher[i]["text"]), "source": "teacher"}
-        for i in examples
-        if reasons[i] == "ok"
-    ]
+    kept = [taught(task, examples[i], teacher[i], "teacher") for i in examples if reasons[i] == "ok"]
     return reasons, kept
 
 
-def apply_disagreement(cfg, examples: dict, reasons: dict, teacher: dict) -> tuple[list[dict], dict]:
+def apply_disagreement(cfg, task, examples: dict, reasons: dict, teacher: dict) -> tuple[list[dict], dict]:
     """Step 2: the DISAGREEMENT policy for wrong or unparseable answers: drop them, keep the
     reasoning with the gold answer, or keep stage 03's accepted STaR rationale (Zelikman et al.
     2022, arXiv:2203.14465)."""
@@ -81,10 +87,7 @@ def apply_disagreement(cfg, examples: dict, reasons: dict, teacher: dict) -> tup
     policy = {"disagreement": cfg.data.disagreement, "disputed": len(disputed)}
     if cfg.data.disagreement == "gold":
         policy["gold_corrected"] = len(disputed)
-        return [
-            ex | {"steps": teacher_steps(teacher[ex["id"]]["text"]), "source": "gold_corrected"}
-            for ex in disputed
-        ], policy
+        return [taught(task, ex, teacher[ex["id"]], "gold_corrected") for ex in disputed], policy
     if cfg.data.disagreement != "rationalize" or not disputed:
         return [], policy
     missing = [ex["id"] for ex in disputed if "rationalization" not in teacher[ex["id"]]]
@@ -100,9 +103,7 @@ def apply_disagreement(cfg, examples: dict, reasons: dict, teacher: dict) -> tup
         "leaky_rejected": sum(bool(r.get("leaky")) for r in results.values()),
         "still_wrong": len(disputed) - len(accepted),
     }
-    return [
-        ex | {"steps": teacher_steps(results[ex["id"]]["text"]), "source": "rationalized"} for ex in accepted
-    ], policy
+    return [taught(task, ex, results[ex["id"]], "rationalized") for ex in accepted], policy
 
 
 def hold_out(cfg, task, kept: list[dict], rng) -> tuple[list[dict], list[dict]]:
@@ -177,7 +178,7 @@ def build_records(cfg, task, train, heldout, dev_examples, drafts) -> tuple[dict
         return sft_record(
             ex["id"],
             task.build_messages(ex["question"], "none"),
-            build_target("none", ex["answer"], []),
+            task.target("none", ex, []),
             source=ex.get("source", "gold"),
         )
 
@@ -185,7 +186,7 @@ def build_records(cfg, task, train, heldout, dev_examples, drafts) -> tuple[dict
         return sft_record(
             ex["id"],
             task.build_messages(ex["question"], strategy, ex.get("draft")),
-            build_target(strategy, ex["answer"], steps, ex.get("decomposition")),
+            task.target(strategy, ex, steps),
             source=ex.get("source", "gold"),
         )
 
@@ -294,7 +295,7 @@ def main() -> None:
 
         examples = {q["id"]: with_draft(q) for q in sample}
         reasons, kept = validate(task, examples, teacher)
-        rescued, policy = apply_disagreement(cfg, examples, reasons, teacher)
+        rescued, policy = apply_disagreement(cfg, task, examples, reasons, teacher)
         kept += rescued
         rng = random.Random(cfg.run.random_seed)
         train, heldout = hold_out(cfg, task, kept, rng)

@@ -76,8 +76,15 @@ def rollout_chunk(sampler: Sampler, chunk: list[dict], bandit: Bandit, chunk_ind
     }
     texts = sample_trajectories(sampler, chunk, arms_of, messages, chunk_index)
     probes = probe_answers(sampler, chunk, arms_of) if cfg.rollout.counterfactual else {}
+    # Graded in one batch: a code task runs all the chunk's programs in parallel.
+    grades = iter(
+        sampler.task.grade_many(
+            [texts[(q["id"], k)].text for q in chunk for k in range(K)],
+            [q["answer"] for q in chunk for k in range(K)],
+        )
+    )
     rows = [
-        (q, [trajectory(sampler.task, q, k, *arms_of[q["id"]][k], texts[(q["id"], k)]) for k in range(K)])
+        (q, [trajectory(q, k, *arms_of[q["id"]][k], texts[(q["id"], k)], next(grades)) for k in range(K)])
         for q in chunk
     ]
     judgements = sampler.judge(
@@ -166,17 +173,14 @@ def probe_answers(sampler: Sampler, chunk, arms_of) -> dict[tuple[str, str], dic
     return answers
 
 
-def trajectory(task, q: dict, k: int, strategy: str, temperature: float, g) -> dict:
-    pred = task.extract_answer(g.text)
+def trajectory(q: dict, k: int, strategy: str, temperature: float, g, graded: dict) -> dict:
     return {
         "k": k,
         "arm": arm_name(strategy, temperature),
         "strategy": strategy,
         "temperature": temperature,
         "text": g.text,
-        "pred": pred,
-        "correct": task.is_correct(pred, q["answer"]),
-        "parse_ok": pred is not None,
+        **graded,
         "tokens": g.new_tokens,
         "truncated": g.truncated,
     }
@@ -273,6 +277,15 @@ def run_rollouts(cfg, task, policy, questions, drafts, scores, teacher, out_dir)
         rows = [store.rows[q["id"]] for q in questions]
     write_json(out_dir / "bandit_state.json", bandit.state())
     return rows, bandit
+
+
+def check_label_source(cfg, task) -> None:
+    """A program is right when its tests pass; there is no answer to take from a teacher or a vote."""
+    if task.answer_kind == "code" and cfg.rollout.label_source != "gold":
+        raise ConfigError(
+            f"LABEL_SOURCE={cfg.rollout.label_source} compares final answers; TASK={task.name} grades "
+            "programs by running their tests: set LABEL_SOURCE=gold"
+        )
 
 
 def check_question_weight(cfg) -> None:
@@ -384,6 +397,7 @@ def main() -> None:
     with stage_run(cfg, "rollouts", "07 rollouts", cfg.run.rollout_dir) as run:
         check_judge(cfg)
         check_question_weight(cfg)
+        check_label_source(cfg, task)
         policy = resolve_checkpoint(cfg, cfg.rollout.policy)
         questions = read_jsonl(cfg.run.data_dir / "sample_train.jsonl", made_by="sample")
         questions = questions[: cfg.rollout.rollout_questions] if cfg.rollout.rollout_questions else questions

@@ -29,7 +29,17 @@ from dotenv import dotenv_values
 from common.errors import ConfigError
 from common.train.loss_names import LOSSES as DPO_LOSSES
 
-TASKS = ("arith", "compare", "gsm8k", "strategyqa")
+TASKS = (
+    "arith",
+    "compare",
+    "gsm8k",
+    "strategyqa",
+    "pyfunc",
+    "humaneval",
+    "mbpp",
+    "bigcodebench",
+    "bigcodebench-instruct",
+)
 HW_PROFILES = ("cpu", "4060", "h100")
 STRATEGIES = ("none", "cot", "explicit", "alternating")
 

@@ -4,9 +4,11 @@ so for a given task and strategy the train and eval prompts are the same bytes.
 
 from __future__ import annotations
 
+import ast
 import re
 
 ANSWER_FORMATS = {"number": "The answer is: <number>", "yesno": "The answer is: <yes or no>"}
+ANSWER_KINDS = ("number", "yesno", "code")
 
 STRATEGY_INSTRUCTIONS = {
     "none": "Reply with the final answer only, as '{fmt}'.",
@@ -18,6 +20,8 @@ STRATEGY_INSTRUCTIONS = {
 
 
 def instruction(strategy: str, answer_kind: str) -> str:
+    if answer_kind == "code":
+        return CODE_INSTRUCTIONS[strategy]
     return STRATEGY_INSTRUCTIONS[strategy].format(fmt=ANSWER_FORMATS[answer_kind])
 
 
@@ -36,7 +40,11 @@ def render_prompt(tokenizer, messages: list[dict]) -> str:
 
 
 # -- Stage 02: the student's draft ---------------------------------------------------------------
-DRAFT_ANSWER = {"number": "<number>", "yesno": "<Yes or No>"}
+DRAFT_ANSWER = {
+    "number": "<number>",
+    "yesno": "<Yes or No>",
+    "code": "<the function's result on the first example>",
+}
 DRAFT_INSTRUCTION = (
     "Give a quick first answer, then ask the questions you would need answered to be sure. "
     "Reply in exactly two lines:\n"
@@ -157,3 +165,105 @@ def teacher_steps(text: str) -> list[str]:
         if line and not line.startswith("#") and "answer is" not in line.lower():
             steps.append(line)
     return steps
+
+
+# -- Code: four formats for a program, one fenced python block (alternating: one per part) ------
+CODE_INSTRUCTIONS = {
+    "none": "Reply with the complete Python program only, in one ```python block.",
+    "cot": "Reply as: 'First, I'll analyze the problem: ...', 'Key considerations: ...', "
+    "'My approach: ...', then 'Final solution:' and the complete program in one ```python block.",
+    "explicit": "Reply with '## APPROACH' and how you will solve it, then '## CODE' and the complete "
+    "program in one ```python block.",
+    "alternating": "Reply with your overall approach, then the program in parts: 'Part 1 of the "
+    "solution:' and a ```python block, 'Part 2 of the solution:' and a block, and so on; the "
+    "blocks joined in order are the complete program.",
+}
+FENCED = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.IGNORECASE)
+# Sentence openers of the formats: taken off the approach when a reply is split into steps.
+CODE_LABELS = re.compile(
+    r"^(?:## APPROACH|## CODE|First, I'll analyze the problem:|Key considerations:|My approach:|"
+    r"Final solution:|Overall approach:|Part \d+ of the solution:)\s*",
+    re.IGNORECASE,
+)
+
+
+def fence(code: str) -> str:
+    return f"```python\n{code.strip(chr(10))}\n```"
+
+
+def split_program(program: str, parts: int = 2) -> list[str]:
+    """The program cut into about `parts` pieces, at top-level statements where it has several,
+    else in the middle of its one statement; joined with newlines they are the program again."""
+    lines = program.strip("\n").split("\n")
+    tops = [i for i in range(1, len(lines)) if lines[i][:1] not in ("", " ", "\t")]
+    cuts = tops[: parts - 1] or ([len(lines) // 2] if len(lines) > 1 else [])
+    bounds = [0, *cuts, len(lines)]
+    return ["\n".join(lines[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def build_code_target(strategy: str, program: str, steps: list[str]) -> str:
+    """The assistant's reply for a code format: the approach (none for `none`), then the program."""
+    approach = " ".join(s.strip() for s in steps if s.strip()) or "Implement the function as specified."
+    if strategy == "none":
+        return fence(program)
+    if strategy == "explicit":
+        return f"## APPROACH\n{approach}\n## CODE\n{fence(program)}"
+    if strategy == "cot":
+        first, rest = (steps[0], steps[1:]) if steps else (approach, [])
+        return (
+            f"First, I'll analyze the problem: {first.strip()}\n"
+            f"Key considerations: {' '.join(rest).strip() or 'the examples in the docstring.'}\n"
+            f"My approach: {approach}\nFinal solution:\n{fence(program)}"
+        )
+    parts = split_program(program)
+    body = "\n".join(f"Part {i} of the solution:\n{fence(p)}" for i, p in enumerate(parts, 1))
+    return f"Overall approach: {approach}\n{body}"
+
+
+def extract_program(text: str) -> str | None:
+    """The program of a reply: its fenced python blocks joined in order; a reply with no block is
+    taken whole when it parses as Python and defines something; otherwise None (a parse failure)."""
+    blocks = [b.strip("\n") for b in FENCED.findall(text) if b.strip()]
+    if blocks:
+        return "\n".join(blocks) + "\n"
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    defines = any(
+        isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)) for n in tree.body
+    )
+    return text.strip("\n") + "\n" if defines else None
+
+
+def code_steps(text: str) -> list[str]:
+    """The approach of a code reply: its prose outside the code blocks, format labels removed."""
+    prose = FENCED.sub("\n", text)
+    steps = []
+    for line in prose.splitlines():
+        if line.strip().lower().startswith("my approach:"):  # cot restates the steps there
+            continue
+        line = CODE_LABELS.sub("", line.strip()).strip()
+        if line and not line.startswith("```"):
+            steps.append(line)
+    return steps
+
+
+CODE_TEACHER_SYSTEM = (
+    "You are an expert Python programmer teaching a student. Solve the task with a correct, "
+    "self-contained program that defines the requested function. {instruction}"
+)
+CODE_HINT = "(A reference solution, which passes the tests:\n{hint}\nExplain how to reach a correct program.)"
+
+
+def build_code_teacher_messages(
+    question: str, strategy: str, draft: str | None = None, hint: str | None = None
+) -> list[dict]:
+    """System + user messages asking the teacher for a program in the format being taught."""
+    parts = [f"Task:\n{question.strip()}"]
+    if draft and draft.strip():
+        parts.append(f"Student draft:\n{draft.strip()}")
+    if hint is not None:
+        parts.append(CODE_HINT.format(hint=fence(hint)))
+    system = CODE_TEACHER_SYSTEM.format(instruction=CODE_INSTRUCTIONS[strategy])
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]

@@ -77,9 +77,22 @@ class Task:
         return prompts.build_draft_messages(question, self.answer_kind)
 
     def build_teacher_messages(
-        self, question: str, draft: str | None = None, hint: str | None = None
+        self, question: str, draft: str | None = None, hint: str | None = None, strategy: str = "cot"
     ) -> list[dict]:
+        """The teacher's request; it answers in the teaching format whatever `strategy` (code
+        tasks ask for the program in that format)."""
         return prompts.build_teacher_messages(question, self.answer_kind, draft, hint)
+
+    def target(self, strategy: str, example: dict, steps: list[str]) -> str:
+        """What the student is trained to write for `example` in `strategy`."""
+        return prompts.build_target(strategy, example["answer"], steps, example.get("decomposition"))
+
+    def steps_from_teacher(self, text: str) -> list[str]:
+        return prompts.teacher_steps(text)
+
+    def hint(self, example: dict) -> str:
+        """What STaR rationalization shows the teacher: the gold answer."""
+        return example["answer"].upper() if self.answer_kind == "yesno" else example["answer"]
 
     def extract_answer(self, text: str) -> str | None:
         if self.answer_kind == "number":
@@ -90,6 +103,22 @@ class Task:
         if self.answer_kind == "number":
             return answers.numbers_equal(pred, gold)
         return pred is not None and pred == gold
+
+    def check_many(self, preds: list[str | None], golds: list[str]) -> list[bool]:
+        """is_correct of each (pred, gold) pair (code tasks run the programs in parallel, once)."""
+        return [self.is_correct(p, g) for p, g in zip(preds, golds, strict=True)]
+
+    def grade(self, output: str, gold: str) -> dict:
+        """One output graded: {"pred", "correct", "parse_ok"} (code tasks add "outcome")."""
+        return self.grade_many([output], [gold])[0]
+
+    def grade_many(self, outputs: list[str], golds: list[str], desc: str | None = None) -> list[dict]:
+        """Outputs graded against their golds, in order (code tasks run them in parallel)."""
+        rows = []
+        for output, gold in zip(outputs, golds, strict=True):
+            pred = self.extract_answer(output)
+            rows.append({"pred": pred, "correct": self.is_correct(pred, gold), "parse_ok": pred is not None})
+        return rows
 
 
 def _stable_id(task: str, row: dict, question: str) -> str:
@@ -142,11 +171,37 @@ class YesNoTask(Task):
         }
 
 
+# The code tasks subclass Task, so they are imported once Task exists.
+from common.data.code_tasks import (  # noqa: E402
+    HUMANEVAL_SOURCE,
+    BigCodeBenchTask,
+    HumanEvalTask,
+    MbppTask,
+    PyfuncTask,
+)
+
+BIGCODEBENCH, BIGCODEBENCH_VERSION = "bigcode/bigcodebench", "v0.1.4"  # the version is a split
 TASKS: dict[str, Task] = {
     "gsm8k": NumericTask("gsm8k", "number", "openai/gsm8k", "madrylab/gsm8k-platinum", "main"),
     "strategyqa": YesNoTask("strategyqa", "yesno", "ChilleD/StrategyQA", "ChilleD/StrategyQA"),
     "arith": NumericTask("arith", "number", "", ""),
     "compare": YesNoTask("compare", "yesno", "", ""),
+    "pyfunc": PyfuncTask("pyfunc", "code", "", ""),
+    "humaneval": HumanEvalTask("humaneval", "code", HUMANEVAL_SOURCE, HUMANEVAL_SOURCE),
+    "mbpp": MbppTask(
+        "mbpp", "code", "google-research-datasets/mbpp", "google-research-datasets/mbpp", "full"
+    ),
+    "bigcodebench": BigCodeBenchTask(
+        "bigcodebench", "code", BIGCODEBENCH, BIGCODEBENCH, test_split=BIGCODEBENCH_VERSION
+    ),
+    "bigcodebench-instruct": BigCodeBenchTask(
+        "bigcodebench-instruct",
+        "code",
+        BIGCODEBENCH,
+        BIGCODEBENCH,
+        test_split=BIGCODEBENCH_VERSION,
+        prompt_field="instruct_prompt",
+    ),
 }
 
 

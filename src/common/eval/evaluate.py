@@ -54,11 +54,6 @@ def available_checkpoints(cfg: Config) -> list[str]:
     return ["base"] + [p for p in PHASES if is_checkpoint(cfg.run.checkpoint_dir / p)]
 
 
-def grade(task: Task, output: str, gold: str) -> dict:
-    pred = task.extract_answer(output)
-    return {"pred": pred, "correct": task.is_correct(pred, gold), "parse_ok": pred is not None}
-
-
 def answer_questions(
     cfg: Config,
     model,
@@ -86,13 +81,14 @@ def answer_questions(
         batch_size=cfg.generation.gen_batch_size,
         desc=desc,
     ):
-        for i, gen in batch:
+        grades = task.grade_many([gen.text for _, gen in batch], [questions[i]["answer"] for i, _ in batch])
+        for (i, gen), graded in zip(batch, grades, strict=True):
             q = questions[i]
             rows[i] = {
                 "id": q["id"],
                 "prompt": prompts[i],
                 "output": gen.text,
-                **grade(task, gen.text, q["answer"]),
+                **graded,
                 "gold": q["answer"],
                 "tokens": gen.new_tokens,
                 "truncated": gen.truncated,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from common.config import Config, shown
 from common.data.tasks import Task
 from common.errors import DataError
-from common.eval.evaluate import grade, summarize
+from common.eval.evaluate import summarize
 from common.jsonl import read_jsonl, write_jsonl
 
 
@@ -18,7 +18,9 @@ def grade_only(cfg: Config, task: Task, path: str, out_path: str) -> None:
     rows = read_jsonl(path)
     if not rows:
         raise DataError(f"{path} has no predictions to grade")
-    need_lookup = any("gold" not in r for r in rows)
+    # Code is graded by its tests, looked up by id; other tasks may carry their gold in the row.
+    by_id = task.answer_kind == "code"
+    need_lookup = by_id or any("gold" not in r for r in rows)
     test_path = cfg.run.data_dir / "test.jsonl"
     if need_lookup and test_path.is_file():
         gold_by_id = {q["id"]: q["answer"] for q in read_jsonl(test_path)}
@@ -29,28 +31,39 @@ def grade_only(cfg: Config, task: Task, path: str, out_path: str) -> None:
         }
     else:
         gold_by_id = {}
-    graded, unknown = [], []
+    golds, unknown = [], []
     for i, row in enumerate(rows):
         if "output" not in row or "id" not in row:
             raise DataError(f"{path}:{i + 1}: a row needs 'id' and 'output'")
-        if "gold" in row:
-            gold = task.normalize({"question": "-", "answer": row["gold"]}, f"{path}:{i + 1}")["answer"]
-        else:
-            gold = gold_by_id.get(row["id"])
-        if gold is None:  # counted as wrong, never dropped from the denominator
-            unknown.append(row["id"])
-            graded.append(
-                {
-                    "id": row["id"],
-                    "pred": task.extract_answer(row["output"]),
-                    "correct": False,
-                    "parse_ok": False,
-                    "gold": None,
-                    "unknown_id": True,
-                }
+        if "gold" in row and not by_id:
+            golds.append(
+                task.normalize({"question": "-", "answer": row["gold"]}, f"{path}:{i + 1}")["answer"]
             )
-            continue
-        graded.append({"id": row["id"], **grade(task, row["output"], gold), "gold": gold})
+        else:
+            golds.append(gold_by_id.get(row["id"]))
+        if golds[-1] is None:  # counted as wrong, never dropped from the denominator
+            unknown.append(row["id"])
+    known = [i for i, gold in enumerate(golds) if gold is not None]
+    grades = dict(
+        zip(
+            known,
+            task.grade_many([rows[i]["output"] for i in known], [golds[i] for i in known], desc="grade"),
+            strict=True,
+        )
+    )
+    graded = [
+        {"id": row["id"], **grades[i], "gold": golds[i]}
+        if i in grades
+        else {
+            "id": row["id"],
+            "pred": task.extract_answer(row["output"]),
+            "correct": False,
+            "parse_ok": False,
+            "gold": None,
+            "unknown_id": True,
+        }
+        for i, row in enumerate(rows)
+    ]
     write_jsonl(out_path, graded)
     s = summarize(task, graded)
     print(

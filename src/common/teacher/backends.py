@@ -161,9 +161,9 @@ class OfflineTeacher:
 
     model = "offline"
 
-    def __init__(self, settings: TeacherSection, task, seed: int = 0):
+    def __init__(self, settings: TeacherSection, task, seed: int = 0, strategy: str = "explicit"):
         self.settings, self.task, self.answer_kind = settings, task, task.answer_kind
-        self.seed = seed
+        self.seed, self.strategy = seed, strategy
 
     def wrong_on(self, example: dict, attempt: int) -> bool:
         label = self.settings.teacher_error_label
@@ -181,8 +181,25 @@ class OfflineTeacher:
         delta = random.Random(f"delta:{example['id']}:{attempt}").randint(1, 9)
         return str(Decimal(gold) + delta)
 
+    def code_reply(self, example: dict, attempt: int, hinted: bool) -> str:
+        """The canonical program in the format being taught, with an approach from the docstring;
+        a program made wrong on purpose returns None where its last return was, which its tests
+        catch."""
+        program = example["solution"]
+        if not hinted and self.wrong_on(example, attempt):
+            lines = program.rstrip("\n").split("\n")
+            last = max((i for i, line in enumerate(lines) if line.strip().startswith("return")), default=None)
+            if last is not None:
+                lines[last] = lines[last][: len(lines[last]) - len(lines[last].lstrip())] + "return None"
+            program = "\n".join(lines) + "\n"
+        return prompts.build_code_target(self.strategy, program, self.task.rationale_steps(example))
+
     async def complete(self, job: Job) -> Reply:
         example = job.example
+        if self.answer_kind == "code":
+            text = self.code_reply(example, job.attempt, hinted=job.hint is not None)
+            prompt = "".join(m["content"] for m in job.messages)
+            return Reply("ok", text, estimate_tokens(prompt), estimate_tokens(text))
         draft = example.get("draft_answer")
         analysis = (
             f"The student's draft answered {draft!r}; let us check it step by step."
@@ -195,11 +212,11 @@ class OfflineTeacher:
         return Reply("ok", text, estimate_tokens(prompt), estimate_tokens(text))
 
 
-def make_teacher(settings: TeacherSection, task, seed: int = 0):
+def make_teacher(settings: TeacherSection, task, seed: int = 0, strategy: str = "explicit"):
     """The configured backend for a task (the offline one seeded with RANDOM_SEED); a missing API key
     stops here, before any work."""
     if settings.backend == "offline":
-        return OfflineTeacher(settings, task, seed)
+        return OfflineTeacher(settings, task, seed, strategy)
     key_name = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}[settings.backend]
     if not getattr(settings, key_name.lower()):
         raise ConfigError(
