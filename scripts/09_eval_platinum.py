@@ -17,7 +17,13 @@ from common.config import load_config, shown
 from common.data.tasks import get_task
 from common.errors import run_main
 from common.eval.ablations import draft_ablations, eval_path, loop_selection, pair_stats, question_quality
-from common.eval.evaluate import answer_questions, available_checkpoints, resolve_checkpoint, summarize
+from common.eval.evaluate import (
+    answer_questions,
+    available_checkpoints,
+    resolve_checkpoint,
+    sampled_pass_at_k,
+    summarize,
+)
 from common.eval.grade_only import grade_only
 from common.eval.report import build_report, executive_table
 from common.eval.targets import targets_table
@@ -67,7 +73,7 @@ def own_test_drafts(cfg, task, test, ckpt, model, tokenizer) -> tuple[dict, str]
 def evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary) -> dict[str, list[dict]]:
     """Each checkpoint answers the test split greedily; its rows are written and summarized, and the
     last one (trained with drafts) also runs the draft ablations."""
-    results, last, copy_of = {}, checkpoints[-1], loop_selection(cfg, specs)
+    results, last, copy_of, sampled = {}, checkpoints[-1], loop_selection(cfg, specs), {}
     for ckpt in checkpoints:
         model = tokenizer = None
         base_drafts = str((cfg.run.data_dir / "test_drafts.jsonl").relative_to(cfg.run.base_dir))
@@ -80,14 +86,20 @@ def evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary) -> dict[s
             if ckpt.with_draft and cfg.generation.drafts_from == "policy":
                 use, drafts_source = own_test_drafts(cfg, task, test, ckpt, model, tokenizer)
             rows = answer_questions(cfg, model, tokenizer, task, test, ckpt, use, desc=ckpt.name)
+            if cfg.eval.pass_k_samples:
+                sampled[ckpt.name] = sampled_pass_at_k(cfg, model, tokenizer, task, test, ckpt, use)
         write_jsonl(eval_path(cfg.run.output_dir, ckpt.name), rows)
         results[ckpt.name] = rows
-        s = summary["checkpoints"][ckpt.name] = summarize(task, rows) | {
-            "strategy": ckpt.strategy,
-            "with_draft": ckpt.with_draft,
-            "drafts": drafts_source,  # which file the draft in its prompts came from
-            "path": shown(ckpt.path),
-        }
+        s = summary["checkpoints"][ckpt.name] = (
+            summarize(task, rows)
+            | {
+                "strategy": ckpt.strategy,
+                "with_draft": ckpt.with_draft,
+                "drafts": drafts_source,  # which file the draft in its prompts came from
+                "path": shown(ckpt.path),
+            }
+            | sampled.get(copy_of.get(ckpt.name, ckpt.name), {})
+        )
         print(
             f"{ckpt.name}: {s['accuracy']:.1%} (95% CI {s['ci95'][0]:.1%}–{s['ci95'][1]:.1%}), "
             f"parse failures {s['parse_failure_rate']:.1%}, truncated {s['truncation_rate']:.1%}"

@@ -418,6 +418,11 @@ class EvalSection:
     )
     eval_max_new_tokens: int = _opt(512, "answer token limit; the truncation rate is reported")
     eval_ablations: bool = _opt(True, "draft ablations and attribution on the last phase")
+    pass_k_samples: int = _opt(
+        0,
+        "also sample N answers per question (PASS_K_TEMPERATURE) for the unbiased pass@k, k <= N (0: greedy only)",
+    )
+    pass_k_temperature: float = _opt(0.8, "sampling temperature of the PASS_K_SAMPLES answers")
     attribution_samples: int = _opt(16, "questions for the integrated-gradients draft share")
     judge_samples: int = _opt(50, "questions whose clarifying questions the teacher judges")
     target_b_gain: float = _opt(10.0, "report target: Phase B over Phase A, in points")

@@ -96,6 +96,46 @@ def answer_questions(
     return rows  # type: ignore[return-value]
 
 
+PASS_KS = (1, 5, 10, 20, 50, 100)
+
+
+def sampled_pass_at_k(
+    cfg: Config, model, tokenizer, task: Task, questions: list[dict], checkpoint: Checkpoint, drafts
+) -> dict:
+    """PASS_K_SAMPLES sampled answers per question, graded; the unbiased pass@k of Chen et al. 2021
+    (arXiv:2107.03374) for each k in PASS_KS up to that many samples, averaged over questions."""
+    from common.eval.stats import pass_at_k
+
+    n = cfg.eval.pass_k_samples
+    prompts = [
+        render_prompt(
+            tokenizer,
+            task.build_messages(q["question"], checkpoint.strategy, drafts.get(q["id"]) if drafts else None),
+        )
+        for q in questions
+    ]
+    outputs: list[str] = [""] * (n * len(questions))
+    for batch in generate_batches(
+        model,
+        tokenizer,
+        [p for p in prompts for _ in range(n)],
+        cfg.eval.eval_max_new_tokens,
+        batch_size=cfg.generation.gen_batch_size,
+        temperature=cfg.eval.pass_k_temperature,
+        seed=cfg.run.random_seed,
+        desc=f"{checkpoint.name} pass@k",
+    ):
+        for i, gen in batch:
+            outputs[i] = gen.text
+    graded = task.grade_many(outputs, [q["answer"] for q in questions for _ in range(n)], desc="pass@k tests")
+    correct = [sum(g["correct"] for g in graded[i * n : (i + 1) * n]) for i in range(len(questions))]
+    return {
+        "samples": n,
+        "temperature": cfg.eval.pass_k_temperature,
+        "pass_at_k": {k: sum(pass_at_k(n, c, k) for c in correct) / len(correct) for k in PASS_KS if k <= n},
+    }
+
+
 def summarize(task: Task, rows: list[dict]) -> dict:
     """Accuracy with its 95% Wilson interval, parse failures, truncation; for yes/no tasks the
     per-class accuracy and the answer bias (share of "no" among the answers given)."""
@@ -112,6 +152,8 @@ def summarize(task: Task, rows: list[dict]) -> dict:
         "parse_failures": sum(not r["parse_ok"] for r in rows),
         "parse_failure_rate": sum(not r["parse_ok"] for r in rows) / n,
     }
+    if "outcome" in rows[0]:  # code: how each program ended
+        out["outcomes"] = dict(Counter(r["outcome"] for r in rows).most_common())
     if "truncated" in rows[0]:
         out["truncation_rate"] = sum(r["truncated"] for r in rows) / n
     if task.answer_kind == "yesno":

@@ -109,6 +109,40 @@ def loop_section(cfg: Config, summary: dict) -> list[str]:
     return lines + [""]
 
 
+def code_section(summary: dict) -> list[str]:
+    """How each checkpoint's programs ended, and pass@k where answers were sampled."""
+    checkpoints = summary["checkpoints"]
+    if not any("outcomes" in s for s in checkpoints.values()):
+        return []
+    kinds = ("pass", "fail", "error", "timeout", "syntax_error", "no_program")
+    lines = [
+        "## Program outcomes",
+        "",
+        "Each greedy program run against its unit tests in the sandbox; `no_program`: the output "
+        "had no python block that parses (a parse failure).",
+        "",
+        f"| checkpoint | {' | '.join(kinds)} |",
+        "|---" * (len(kinds) + 1) + "|",
+    ]
+    for name, s in checkpoints.items():
+        counts = s.get("outcomes", {})
+        lines.append(f"| {name} | {' | '.join(str(counts.get(k, 0)) for k in kinds)} |")
+    sampled = {name: s for name, s in checkpoints.items() if "pass_at_k" in s}
+    if sampled:
+        ks = sorted({int(k) for s in sampled.values() for k in s["pass_at_k"]})
+        lines += [
+            "",
+            "Unbiased pass@k (Chen et al. 2021) from sampled answers, averaged over questions:",
+            "",
+            f"| checkpoint | samples (T) | {' | '.join(f'pass@{k}' for k in ks)} |",
+            "|---" * (len(ks) + 2) + "|",
+        ]
+        for name, s in sampled.items():
+            values = " | ".join(pct(s["pass_at_k"].get(str(k), s["pass_at_k"].get(k))) for k in ks)
+            lines.append(f"| {name} | {s['samples']} ({s['temperature']:g}) | {values} |")
+    return [*lines, ""]
+
+
 def build_report(cfg: Config) -> Path:
     out = cfg.run.output_dir
     summary_path = out / "summary.json"
@@ -146,6 +180,7 @@ def build_report(cfg: Config) -> Path:
             f"{pct(s['parse_failure_rate'])} | {pct(s.get('truncation_rate'))} | {extra} |"
         )
     lines.append("")
+    lines += code_section(summary)
 
     ablations = summary.get("ablations")
     lines += ["## Draft ablations", ""]

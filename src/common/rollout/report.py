@@ -72,6 +72,8 @@ def build_rollout_report(
             "mean_reward": round(statistics.fmean(t["reward"] for t in mine), 4) if mine else None,
             "accuracy": round(sum(right(t) for t in mine) / len(mine), 4) if mine else None,
         }
+        if mine and "outcome" in mine[0]:  # code: how the arm's programs ended under their tests
+            arms[arm]["outcomes"] = dict(Counter(t["outcome"] for t in mine).most_common())
     by_type = Counter(p["pair_type"] for p in pairs)
     scores = {}
     for name in SCORES:
@@ -135,6 +137,12 @@ def render_markdown(report: dict) -> str:
         lines.append(
             f"| {arm} | {a['pulls']} | {a['mean_bandit_reward']} | {a['mean_reward']} | {a['accuracy']} |"
         )
+    outcomes = {arm: a["outcomes"] for arm, a in report["bandit"]["arms"].items() if "outcomes" in a}
+    if outcomes:
+        kinds = sorted({k for o in outcomes.values() for k in o})
+        lines += ["", "Programs by how they ended under their tests (pass rate is the accuracy above):", ""]
+        lines += [f"| arm | {' | '.join(kinds)} |", "|---" * (len(kinds) + 1) + "|"]
+        lines += [f"| {arm} | {' | '.join(str(o.get(k, 0)) for k in kinds)} |" for arm, o in outcomes.items()]
     lines += [
         "",
         "## Scores (mean; correct vs incorrect trajectories)",
