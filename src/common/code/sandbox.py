@@ -1,7 +1,10 @@
 # TEMPORARY dev stand-in (not committed): replaced by the sandbox branch.
-import subprocess, sys, tempfile, time
-from dataclasses import dataclass
+import subprocess
+import sys
+import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from importlib import resources
 
 from common.data import prompts, pyfunc
 from common.data.loading import Source
-from common.data.tasks import Task, _stable_id
+from common.data.task import Task, _stable_id
 from common.errors import DataError
 
 TESTS_MARK = "# ---- tests ----"

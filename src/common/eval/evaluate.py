@@ -152,8 +152,8 @@ def summarize(task: Task, rows: list[dict]) -> dict:
         "parse_failures": sum(not r["parse_ok"] for r in rows),
         "parse_failure_rate": sum(not r["parse_ok"] for r in rows) / n,
     }
-    if "outcome" in rows[0]:  # code: how each program ended
-        out["outcomes"] = dict(Counter(r["outcome"] for r in rows).most_common())
+    if any("outcome" in r for r in rows):  # code: how each program ended
+        out["outcomes"] = dict(Counter(r.get("outcome", "unknown_id") for r in rows).most_common())
     if "truncated" in rows[0]:
         out["truncation_rate"] = sum(r["truncated"] for r in rows) / n
     if task.answer_kind == "yesno":
