@@ -67,3 +67,36 @@ def test_small_demo_runs_every_stage_and_writes_every_artifact(tmp_path):
     rows = [line for line in report.splitlines() if line.startswith("| ")]
     assert any(r.startswith("| phaseC | ≥ phaseB + 3 pts |") for r in rows)
     assert all(any(f"| 1 | {x} |" in r for r in rows) for x in losses)  # one Phase C per loss
+
+
+@pytest.mark.slow
+def test_small_code_demo_runs_every_stage_and_grades_programs(tmp_path):
+    """`make demo TASK=pyfunc DEMO_SMALL=1`: the code task through every stage, programs run in the
+    sandbox in stage 03 (the teacher's), 07 (the policy's samples) and 09 (each checkpoint's)."""
+    env = offline_env(tmp_path)
+    env.pop("LOOPER_ENV_FILE")
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "demo", "TASK=pyfunc", "DEMO_SMALL=1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "configs/demo-pyfunc-small.env" in proc.stdout
+    d, out = tmp_path / "data/pyfunc", tmp_path / "outputs/pyfunc"
+    report = json.loads((d / "data_report.json").read_text())
+    # TEACHER_ERROR_RATE=0.2: the wrong programs were caught by their tests, not by a label.
+    assert 0 < report["teacher"]["wrong"] < report["teacher"]["ok"]
+    rollouts = [
+        t for row in map(json.loads, (d / "loop/round1/rollouts.jsonl").open()) for t in row["trajectories"]
+    ]
+    assert rollouts and all(
+        t["outcome"] in ("pass", "fail", "error", "timeout", "syntax_error", "no_program") for t in rollouts
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    for name in ("base", "phaseA", "phaseB", "phaseC"):
+        s = summary["checkpoints"][name]
+        assert sum(s["outcomes"].values()) == s["n"] == 16 and len(s["ci95"]) == 2
+    assert "## Program outcomes" in (out / "report.md").read_text()

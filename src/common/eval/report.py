@@ -111,26 +111,27 @@ def loop_section(cfg: Config, summary: dict) -> list[str]:
 
 def code_section(summary: dict) -> list[str]:
     """How each checkpoint's programs ended, and pass@k where answers were sampled."""
-    checkpoints = summary["checkpoints"]
-    if not any("outcomes" in s for s in checkpoints.values()):
-        return []
+    checkpoints, lines = summary["checkpoints"], []
     kinds = ("pass", "fail", "error", "timeout", "syntax_error", "no_program")
-    lines = [
-        "## Program outcomes",
-        "",
-        "Each greedy program run against its unit tests in the sandbox; `no_program`: the output "
-        "had no python block that parses (a parse failure).",
-        "",
-        f"| checkpoint | {' | '.join(kinds)} |",
-        "|---" * (len(kinds) + 1) + "|",
-    ]
-    for name, s in checkpoints.items():
-        counts = s.get("outcomes", {})
-        lines.append(f"| {name} | {' | '.join(str(counts.get(k, 0)) for k in kinds)} |")
+    if any("outcomes" in s for s in checkpoints.values()):
+        lines += [
+            "## Program outcomes",
+            "",
+            "Each greedy program run against its unit tests in the sandbox; `no_program`: the "
+            "output had no python block that parses (a parse failure).",
+            "",
+            f"| checkpoint | {' | '.join(kinds)} |",
+            "|---" * (len(kinds) + 1) + "|",
+        ]
+        for name, s in checkpoints.items():
+            counts = s.get("outcomes", {})
+            lines.append(f"| {name} | {' | '.join(str(counts.get(k, 0)) for k in kinds)} |")
     sampled = {name: s for name, s in checkpoints.items() if "pass_at_k" in s}
     if sampled:
         ks = sorted({int(k) for s in sampled.values() for k in s["pass_at_k"]})
         lines += [
+            "",
+            "## pass@k",
             "",
             "Unbiased pass@k (Chen et al. 2021) from sampled answers, averaged over questions:",
             "",
@@ -140,7 +141,7 @@ def code_section(summary: dict) -> list[str]:
         for name, s in sampled.items():
             values = " | ".join(pct(s["pass_at_k"].get(str(k), s["pass_at_k"].get(k))) for k in ks)
             lines.append(f"| {name} | {s['samples']} ({s['temperature']:g}) | {values} |")
-    return [*lines, ""]
+    return [*lines, ""] if lines else []
 
 
 def build_report(cfg: Config) -> Path:
