@@ -11,7 +11,13 @@ from common.config import RolloutSection, load_config
 from common.data.tasks import get_task
 from common.jsonl import read_jsonl
 from common.rollout.labels import apply_label, label_noise, majority_label, question_label
-from common.rollout.pairs import both_pairs, composite_pairs, judge_pairs, question_pairs
+from common.rollout.pairs import (
+    both_pairs,
+    composite_pairs,
+    correctness_first_pairs,
+    judge_pairs,
+    question_pairs,
+)
 from common.rollout.report import build_rollout_report, render_markdown
 from common.rollout.self_reward import parse_score
 
@@ -326,3 +332,24 @@ def test_bad_label_and_pair_settings_name_the_key(key, value):
 
     with pytest.raises(ConfigError, match=key):
         load_config([], env={"HW": "cpu", "LOOPER_ENV_FILE": os.devnull, key: value})
+
+
+def test_both_cuts_its_correctness_pairs_rejected_answers_like_correctness_does():
+    """REJECTED_CUT=first_error applies to `both`'s correctness pairs too (it once did not, and a
+    measured Phase C lost 18 points to it); judge pairs are left whole."""
+    right = "3 + 4 = 7\n7 * 2 = 14\nThe answer is: 14"
+    wrong = "3 + 4 = 7\n7 * 2 = 15\n15 - 1 = 14\nThe answer is: 14 no 15"
+    ts = [traj(0, "14", True, 1.0), traj(1, "15", False, 0.2), traj(2, "15", False, 0.9)]
+    ts[0]["text"], ts[1]["text"], ts[2]["text"] = right, wrong, wrong.replace("15 - 1", "15 + 0")
+    r = row("q1", ts)
+    plain, _ = correctness_first_pairs(r, cap=4, margin=0.1, seed=0, cut_rejected=True)
+    both, _ = both_pairs(r, cap=4, judge_margin=0.2, seed=0, cut_rejected=True)
+    correctness = [p for p in both if p["pair_type"] == "correctness"]
+    assert [p["rejected"] for p in correctness] == [
+        p["rejected"] for p in plain if p["pair_type"] == "correctness"
+    ]
+    assert all(p["rejected_cut"] and p["rejected"][0]["content"].rstrip().endswith("7 * 2 = 15") for p in correctness)
+    judged = [p for p in both if p["pair_type"] == "judge"]
+    assert judged and all("rejected_cut" not in p for p in judged)
+    uncut, _ = both_pairs(r, cap=4, judge_margin=0.2, seed=0)
+    assert all(p["rejected"][0]["content"].startswith(wrong[:20]) and "rejected_cut" not in p for p in uncut)

@@ -53,6 +53,16 @@ def cut_at_first_error(text: str, correct_texts: list[str]) -> str | None:
     return None
 
 
+def cut_rejected_answers(pairs: list[dict], groups: list[list[dict]]) -> None:
+    """REJECTED_CUT=first_error: each correctness pair's rejected answer ends at its first wrong
+    step, judged against the correct answers of its prompt's group (pairs[i] came from groups[i])."""
+    for pair, group in zip(pairs, groups, strict=True):
+        cut = cut_at_first_error(pair["rejected"][0]["content"], [t["text"] for t in group if t["correct"]])
+        pair["rejected_cut"] = cut is not None
+        if cut is not None:
+            pair["rejected"][0]["content"] = cut
+
+
 def correctness_first_pairs(
     row: dict, cap: int, margin: float, seed: int, cut_rejected: bool = False
 ) -> tuple[list, dict]:
@@ -86,12 +96,7 @@ def correctness_first_pairs(
     )
     pairs = [_record(row, c, w, "correctness") for c, w in correctness]
     if cut_rejected:
-        for pair, (chosen, _) in zip(pairs, correctness, strict=True):
-            right = [t["text"] for t in groups[chosen["strategy"]] if t["correct"]]
-            cut = cut_at_first_error(pair["rejected"][0]["content"], right)
-            pair["rejected_cut"] = cut is not None
-            if cut is not None:
-                pair["rejected"][0]["content"] = cut
+        cut_rejected_answers(pairs, [groups[c["strategy"]] for c, _ in correctness])
     # A coherence pair's rejected answer is correct: never cut.
     pairs += [
         _record(row, c, w, "coherence") | ({"rejected_cut": False} if cut_rejected else {})
@@ -158,12 +163,16 @@ def composite_pairs(row: dict, cap: int, margin: float, seed: int) -> tuple[list
     return pairs, outcome_counts(row) | {"ties_dropped": ties}
 
 
-def both_pairs(row: dict, cap: int, judge_margin: float, seed: int) -> tuple[list, dict]:
-    """Correctness pairs first (correct over incorrect, widest reward gap first), then, with the
-    room left, judge pairs among equally correct trajectories (both right or both wrong)."""
+def both_pairs(
+    row: dict, cap: int, judge_margin: float, seed: int, cut_rejected: bool = False
+) -> tuple[list, dict]:
+    """Correctness pairs first (correct over incorrect, widest reward gap first; cut as
+    correctness_first_pairs cuts them), then, with the room left, judge pairs among equally correct
+    trajectories (both right or both wrong)."""
     rng = random.Random(f"{seed}:{row['id']}:both")
-    correctness, judged, ties = [], [], 0
+    correctness, judged, ties, group_of = [], [], 0, {}
     for group in _same_prompt_groups(row):
+        group_of |= {id(t): group for t in group}
         right = [t for t in group if t["correct"]]
         wrong = [t for t in group if not t["correct"]]
         correctness += [(c["reward"] - w["reward"], rng.random(), c, w) for c in right for w in wrong]
@@ -174,6 +183,8 @@ def both_pairs(row: dict, cap: int, judge_margin: float, seed: int) -> tuple[lis
     first = _widest_first(correctness, cap)
     room = cap - len(first)
     pairs = [_record(row, c, w, "correctness") for c, w in first]
+    if cut_rejected:
+        cut_rejected_answers(pairs, [group_of[id(c)] for c, _ in first])
     pairs += [_record(row, c, w, "judge") for c, w in (_widest_first(judged, room) if room else [])]
     unparseable = sum(t.get("judge_status") == "unparseable" for t in row["trajectories"])
     return pairs, outcome_counts(row) | {"ties_dropped": ties, "judge_unparseable_skipped": unparseable}
@@ -190,7 +201,7 @@ def question_pairs(row: dict, r: RolloutSection, seed: int) -> tuple[list, dict]
     if r.pair_source == "composite":
         return composite_pairs(row, r.pairs_per_question, r.coherence_margin, seed)
     if r.pair_source == "both":
-        return both_pairs(row, r.pairs_per_question, r.judge_margin, seed)
+        return both_pairs(row, r.pairs_per_question, r.judge_margin, seed, r.rejected_cut == "first_error")
     return correctness_first_pairs(
         row, r.pairs_per_question, r.coherence_margin, seed, r.rejected_cut == "first_error"
     )
