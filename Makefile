@@ -111,8 +111,8 @@ loop: | $(SETUP_STAMP) ## rounds of rollouts -> pairs -> DPO, best on dev kept (
 	LOOPER_LAUNCH="$(LAUNCH)" $(PY) scripts/loop.py
 
 GROUP ?= labels
-compare-sources: | $(SETUP_STAMP) ## Phase C per label source, pair source or drafter, one table (GROUP=labels|drafts) -> outputs/RUN/variants/
-	$(PY) scripts/compare_sources.py --group $(GROUP)
+compare-sources: | $(SETUP_STAMP) ## Phase C per label source, pair source or drafter, one table (GROUP=labels|drafts, ONLY=part of a name) -> outputs/RUN/variants/
+	$(PY) scripts/compare_sources.py --group $(GROUP) --only "$(ONLY)"
 
 report: | $(SETUP_STAMP) ## rebuild outputs/RUN/report.md and plots from saved files (no model)
 	$(PY) $(script_eval) --report-only

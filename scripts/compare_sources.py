@@ -127,6 +127,7 @@ def row_of(name: str, dest: Path, round_name: str, status: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--group", choices=sorted(GROUPS), default="labels")
+    parser.add_argument("--only", default="", help="run only the variants whose name contains this")
     args = parser.parse_args()
     group = GROUPS[args.group]
     # The environment still overrides the group's settings, as everywhere else.
@@ -145,6 +146,8 @@ def main() -> int:
     ]
     failed, phase_b = 0, None
     for name, settings in group["variants"].items():
+        if args.only not in name:
+            continue
         print(f"\n=== compare-sources: {name} ({' '.join(f'{k}={v}' for k, v in settings.items())}) ===")
         dest = outputs / "variants" / re.sub(r"[^a-z0-9]+", "_", name).strip("_")
         status = make(["loop", "eval"], base | settings)
