@@ -1,0 +1,1 @@
+"""Running model-written programs against unit tests."""
