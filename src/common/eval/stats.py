@@ -30,3 +30,15 @@ def mcnemar_exact(a_correct: list[bool], b_correct: list[bool]) -> dict:
         return {"only_a": 0, "only_b": 0, "p_value": 1.0}
     tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
     return {"only_a": only_a, "only_b": only_b, "p_value": min(1.0, 2 * tail)}
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct (Chen et al. 2021, arXiv:2107.03374):
+    1 - C(n-c, k) / C(n, k), in their numerically stable product form."""
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (n, c, k)):
+        raise ValueError(f"pass_at_k needs integers, got n={n!r}, c={c!r}, k={k!r}")
+    if n < 1 or k < 1 or k > n or not 0 <= c <= n:
+        raise ValueError(f"pass_at_k needs 1 <= k <= n and 0 <= c <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
