@@ -75,7 +75,6 @@ def test_pyfunc_is_deterministic_disjoint_and_its_solutions_pass():
     assert not any(r["correct"] for r in bad) and {r["outcome"] for r in bad} == {"fail"}
 
 
-@pytest.mark.slow
 def test_humaneval_loads_offline_and_its_canonical_programs_pass_through_the_task():
     task = get_task("humaneval")
     problems = task.load_split("test", task.sources()[1])
