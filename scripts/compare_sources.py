@@ -2,7 +2,8 @@
 
 Stages 01-06 run once in one run folder; then, per variant, `make loop eval` with that variant's
 settings (only stage 07 and the loop see them, so REBUILD=auto reuses Phases A and B), and the
-variant's summary, graded rows and rollout report are kept in outputs/RUN/variants/NAME/. The table
+variant's summary, graded rows, rollout report and exit status are kept in
+outputs/RUN/variants/NAME/, from which --table-only rebuilds the table. The table
 (Phase C test accuracy with Wilson CIs, exact McNemar against Phase B on the same questions, and
 what the variant's labels and pairs were) goes to stdout and outputs/RUN/variants/table.md.
 
@@ -84,6 +85,10 @@ def keep(outputs: Path, data: Path, dest: Path, names: list[str]) -> None:
             shutil.copy2(eval_path(outputs, name), dest / eval_path(outputs, name).name)
 
 
+def variant_dir(outputs: Path, name: str) -> Path:
+    return outputs / "variants" / re.sub(r"[^a-z0-9]+", "_", name).strip("_")
+
+
 def accuracy(rows: list[dict]) -> str:
     n, k = len(rows), sum(r["correct"] for r in rows)
     lo, hi = wilson_interval(k, n)
@@ -112,15 +117,18 @@ def what_it_trained_on(report: dict) -> str:
     return "; ".join(parts)
 
 
-def row_of(name: str, dest: Path, round_name: str, status: int) -> str:
+def row_of(name: str, dest: Path, round_name: str) -> str:
+    """One variant's row, from the files kept in `dest` (status.json says how its run ended)."""
+    status = json.loads((dest / "status.json").read_text())["exit"]
+    report_path = dest / "rollout_report.json"
+    trained_on = what_it_trained_on(json.loads(report_path.read_text())) if report_path.exists() else ""
     if status:
-        return f"| {name} | failed (exit {status}) | | | |"
-    outputs = dest  # the copies keep the eval file names
-    rows = {n: read_jsonl(eval_path(outputs, n)) for n in ("phaseB", round_name, "phaseC")}
-    report = json.loads((dest / "rollout_report.json").read_text())
+        return f"| {name} | | failed (exit {status}) | | | {trained_on} |"
+    # Phase B per variant: with DRAFTS_FROM=policy it answers with its own drafts.
+    rows = {n: read_jsonl(eval_path(dest, n)) for n in ("phaseB", round_name, "phaseC")}
     return (
-        f"| {name} | {accuracy(rows[round_name])} | {against(rows[round_name], rows['phaseB'])} "
-        f"| {accuracy(rows['phaseC'])} | {what_it_trained_on(report)} |"
+        f"| {name} | {accuracy(rows['phaseB'])} | {accuracy(rows[round_name])} "
+        f"| {against(rows[round_name], rows['phaseB'])} | {accuracy(rows['phaseC'])} | {trained_on} |"
     )
 
 
@@ -128,6 +136,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--group", choices=sorted(GROUPS), default="labels")
     parser.add_argument("--only", default="", help="run only the variants whose name contains this")
+    parser.add_argument("--table-only", action="store_true", help="rebuild the table from the kept files")
     args = parser.parse_args()
     group = GROUPS[args.group]
     # The environment still overrides the group's settings, as everywhere else.
@@ -135,28 +144,28 @@ def main() -> int:
     cfg, _ = load_config([], env=os.environ | base)
     round_name = ROUND.format(loss=(split_list(cfg.rollout.loop_losses) or [cfg.dpo.dpo_loss])[0])
     base["EVAL_CHECKPOINTS"] = f"phaseB,{round_name},phaseC"
-    if status := make(BUILD, base):
+    if not args.table_only and (status := make(BUILD, base)):
         print(f"compare-sources: stages 01-06 failed (exit {status}); no variant ran", file=sys.stderr)
         return status
     outputs, data = cfg.run.output_dir, cfg.run.data_dir
-    lines = [
-        f"| {args.group} variant | Phase C round, test accuracy (95% CI) | vs Phase B (McNemar) "
-        "| phaseC (chosen on dev) | what it trained on |",
-        "|---|---|---|---|---|",
-    ]
-    failed, phase_b = 0, None
+    failed = 0
     for name, settings in group["variants"].items():
-        if args.only not in name:
+        if args.only not in name or args.table_only:
             continue
         print(f"\n=== compare-sources: {name} ({' '.join(f'{k}={v}' for k, v in settings.items())}) ===")
-        dest = outputs / "variants" / re.sub(r"[^a-z0-9]+", "_", name).strip("_")
+        dest = variant_dir(outputs, name)
         status = make(["loop", "eval"], base | settings)
         keep(outputs, data, dest, ["phaseB", round_name, "phaseC"])
+        (dest / "status.json").write_text(json.dumps({"exit": status}))
         failed += bool(status)
-        if phase_b is None and eval_path(dest, "phaseB").exists():
-            phase_b = accuracy(read_jsonl(eval_path(dest, "phaseB")))
-            lines.append(f"| Phase B, where every variant starts | {phase_b} | | | |")
-        lines.append(row_of(name, dest, round_name, status))
+    lines = [
+        f"| {args.group} variant | Phase B | Phase C round, test accuracy (95% CI) | vs Phase B (McNemar) "
+        "| phaseC (chosen on dev) | what it trained on |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in group["variants"]:
+        if (variant_dir(outputs, name) / "status.json").exists():
+            lines.append(row_of(name, variant_dir(outputs, name), round_name))
     table = "\n".join(lines)
     (outputs / "variants" / "table.md").write_text(table + "\n")
     print("\n" + table)
