@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import random
 
+from common.data.synthetic import split_rows
+
 TEST_SEED, TRAIN_SEED = 7, 8
 TEST_SIZE, TRAIN_POOL = 500, 2000
 NOUNS = ("value", "number", "item", "score", "count", "total", "size", "level", "price", "weight")
@@ -138,19 +140,4 @@ def make_pyfunc(rng: random.Random) -> dict:
 def generate(split: str) -> list[dict]:
     """The train pool or the test set; no question text is in both, so the test set can't be
     answered from memory."""
-    test, seen = [], set()
-    rng = random.Random(TEST_SEED)
-    while len(test) < TEST_SIZE:
-        row = make_pyfunc(rng)
-        if row["question"] not in seen:
-            seen.add(row["question"])
-            test.append(row)
-    if split == "test":
-        return test
-    train, rng = [], random.Random(TRAIN_SEED)
-    while len(train) < TRAIN_POOL:
-        row = make_pyfunc(rng)
-        if row["question"] not in seen:
-            seen.add(row["question"])
-            train.append(row)
-    return train
+    return split_rows(make_pyfunc, "question", split, (TEST_SIZE, TRAIN_POOL), (TEST_SEED, TRAIN_SEED))

@@ -112,23 +112,29 @@ def make_compare(rng: random.Random, yes_rate: float = 0.45, max_start: int = 60
     }
 
 
-def generate(task: str, split: str) -> list[dict]:
-    """The full train pool or test set of a synthetic task; train never repeats a test question."""
-    make = {"arith": make_arith, "compare": make_compare}[task]
-    key = "id" if task == "arith" else "qid"
+def split_rows(make, key: str, split: str, sizes: tuple[int, int], seeds: tuple[int, int]) -> list[dict]:
+    """The test set (sizes[0] rows from seeds[0]) or the train pool (sizes[1] rows from seeds[1]) of
+    a generator; rows are unique by `key`, and train never repeats a test row."""
     test, seen = [], set()
-    rng = random.Random(TEST_SEED)
-    while len(test) < TEST_SIZE:
+    rng = random.Random(seeds[0])
+    while len(test) < sizes[0]:
         row = make(rng)
         if row[key] not in seen:
             seen.add(row[key])
             test.append(row)
     if split == "test":
         return test
-    train, rng = [], random.Random(TRAIN_SEED)
-    while len(train) < TRAIN_POOL:
+    train, rng = [], random.Random(seeds[1])
+    while len(train) < sizes[1]:
         row = make(rng)
         if row[key] not in seen:
             seen.add(row[key])
             train.append(row)
     return train
+
+
+def generate(task: str, split: str) -> list[dict]:
+    """The full train pool or test set of a synthetic task; train never repeats a test question."""
+    make = {"arith": make_arith, "compare": make_compare}[task]
+    key = "id" if task == "arith" else "qid"
+    return split_rows(make, key, split, (TEST_SIZE, TRAIN_POOL), (TEST_SEED, TRAIN_SEED))
