@@ -251,3 +251,37 @@ def test_api_teachers_are_asked_for_the_format_and_their_programs_are_run(tmp_pa
     verdicts = task.check_many([r["answer"] for r in out.values()], [r["gold"] for r in out.values()])
     assert dict(zip(out, verdicts, strict=True)) == {r["id"]: r["id"] != wrong_id for r in rows}
     assert "matches gold 5/6" in proc.stdout and KEY not in proc.stdout + proc.stderr
+
+
+def test_sampled_pass_at_k_is_the_unbiased_estimate_over_the_graded_samples(monkeypatch):
+    """Stage 09's PASS_K_SAMPLES path: n sampled programs per question, run against the tests, and
+    pass@k averaged over questions; generation is replaced by known programs (c right of n)."""
+    from common.config import load_config
+    from common.eval import evaluate
+    from common.eval.evaluate import Checkpoint, sampled_pass_at_k
+    from common.eval.stats import pass_at_k
+    from common.models.generation import Generation
+
+    cfg, _ = load_config([], env={"LOOPER_ENV_FILE": "/dev/null", "TASK": "pyfunc", "PASS_K_SAMPLES": "5"})
+    task = get_task("pyfunc")
+    questions = task.load_split("test", "")[:3]
+    right_of = [0, 2, 5]  # how many of each question's 5 samples are its canonical program
+
+    def fake_batches(model, tokenizer, texts, *args, **kwargs):
+        assert len(texts) == 15 and kwargs["temperature"] == cfg.eval.pass_k_temperature
+        out = []
+        for i in range(len(texts)):
+            q, j = divmod(i, 5)
+            program = questions[q]["solution"] if j < right_of[q] else "def nothing():\n    pass\n"
+            out.append((i, Generation(prompts.fence(program), 10, False)))
+        yield out
+
+    monkeypatch.setattr(evaluate, "generate_batches", fake_batches)
+    monkeypatch.setattr(evaluate, "render_prompt", lambda tokenizer, messages: messages[0]["content"])
+    result = sampled_pass_at_k(
+        cfg, None, None, task, questions, Checkpoint("x", "x", "explicit", False), None
+    )
+    assert set(result["pass_at_k"]) == {1, 5}  # the ks up to n = 5
+    for k in (1, 5):
+        assert result["pass_at_k"][k] == pytest.approx(sum(pass_at_k(5, c, k) for c in right_of) / 3)
+    assert result["pass_at_k"][1] == pytest.approx((0 + 0.4 + 1) / 3)

@@ -95,6 +95,7 @@ def test_small_code_demo_runs_every_stage_and_grades_programs(tmp_path):
     assert rollouts and all(
         t["outcome"] in ("pass", "fail", "error", "timeout", "syntax_error", "no_program") for t in rollouts
     )
+    assert "Programs by how they ended" in (d / "loop/round1/rollout_report.md").read_text()
     summary = json.loads((out / "summary.json").read_text())
     for name in ("base", "phaseA", "phaseB", "phaseC"):
         s = summary["checkpoints"][name]
