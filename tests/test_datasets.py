@@ -8,7 +8,8 @@ from conftest import run_script
 from fake_api import FakeAPI
 
 from common.config import STRATEGIES, TASKS
-from common.data.prompts import HINT, build_target, render_prompt
+from common.data import pyfunc
+from common.data.prompts import HINT, render_prompt
 from common.data.records import sft_record
 from common.data.synthetic import generate
 from common.data.tasks import get_task
@@ -172,7 +173,10 @@ def test_mismatched_ids_are_reported(upstream, tmp_path):
     assert proc.returncode == 1 and "lacks 3 of 200 sampled ids (e.g." in proc.stderr
 
 
-@pytest.mark.parametrize("task_name", TASKS)
+# The code tasks share one prompt and target path (CodeTask); pyfunc stands for them here.
+@pytest.mark.parametrize(
+    "task_name", [t for t in TASKS if get_task(t).answer_kind != "code" or t == "pyfunc"]
+)
 def test_train_and_eval_prompts_are_byte_identical(task_name, tiny_model_dir):
     """What TRL's SFTTrainer feeds as the prompt == what evaluation renders, per strategy."""
     from transformers import AutoTokenizer
@@ -180,13 +184,14 @@ def test_train_and_eval_prompts_are_byte_identical(task_name, tiny_model_dir):
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     task = get_task(task_name)
-    rows = generate("compare" if task.answer_kind == "yesno" else "arith", "test")[:3]
+    kind = {"yesno": "compare", "number": "arith"}.get(task.answer_kind)
+    rows = generate(kind, "test")[:3] if kind else pyfunc.generate("test")[:3]
     for strategy in STRATEGIES:
         for row in rows:
             q = task.normalize(row, "test")
             for draft in (None, "Answer: Yes - guess\nQuestions: Why?"):
                 messages = task.build_messages(q["question"], strategy, draft)
-                target = build_target(strategy, q["answer"], task.rationale_steps(q))
+                target = task.target(strategy, q, task.rationale_steps(q))
                 record = sft_record(q["id"], messages, target)
                 trained = maybe_apply_chat_template(record, tok)
                 assert trained["prompt"] == render_prompt(tok, messages)
