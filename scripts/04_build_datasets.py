@@ -9,7 +9,8 @@ records, export them and report.
 Reads data/RUN/sample_train.jsonl, dev.jsonl, student_drafts.jsonl, teacher_outputs.jsonl.
 Writes train_phaseA.jsonl (Phase A, answer only), train_phaseB.jsonl (Phase B, reasoning),
 dev_phaseA.jsonl, dev_phaseB.jsonl, pairs.jsonl, sharegpt_phaseA.jsonl, sharegpt_phaseB.jsonl,
-teacher_heldout.jsonl, data_report.json.
+teacher_heldout.jsonl (with each question and its gold answer, which stage 09 grades against),
+data_report.json.
 """
 
 import random
@@ -194,7 +195,13 @@ def build_records(cfg, task, train, heldout, dev_examples, drafts) -> tuple[dict
         "train_phaseB": [phase_b(ex, ex["steps"]) for ex in train],
         "dev_phaseA": [phase_a(q) for q in dev_examples],
         "dev_phaseB": [phase_b(q, task.rationale_steps(q)) for q in dev_examples],
-        "teacher_heldout": [phase_b(ex, ex["steps"]) for ex in heldout],
+        # Stage 09 asks these again in each checkpoint's own format and grades the answers, so
+        # each row keeps its question, gold answer and draft beside the Phase B record.
+        "teacher_heldout": [
+            phase_b(ex, ex["steps"])
+            | {"question": ex["question"], "answer": ex["answer"], "draft": ex.get("draft")}
+            for ex in heldout
+        ],
     }
     out["pairs"], skipped = teacher_over_draft_pairs(task, train, out["train_phaseB"], drafts)
     out["sharegpt_phaseA"] = [to_sharegpt(r) for r in out["train_phaseA"]]

@@ -109,6 +109,32 @@ def loop_section(cfg: Config, summary: dict) -> list[str]:
     return lines + [""]
 
 
+def heldout_section(summary: dict) -> list[str]:
+    """Accuracy on the teacher questions stage 04 held out of training, beside the test accuracy;
+    one line when there were none to ask."""
+    held = summary.get("heldout")
+    if held is None:  # a summary written before stage 09 asked them
+        return []
+    lines = ["## Held-out teacher questions", ""]
+    if "note" in held:
+        return lines + [held["note"], ""]
+    lines += [
+        f"The {held['n_questions']} training questions stage 04 held out ({held['source']}): never "
+        "trained on, asked in each checkpoint's own format, graded against their gold.",
+        "",
+        "| checkpoint | n | accuracy (95% CI) | test accuracy |",
+        "|---|---|---|---|",
+    ]
+    for name, s in summary["checkpoints"].items():
+        h = s.get("heldout")
+        if h:
+            lines.append(
+                f"| {name} | {h['n']} | {pct(h['accuracy'])} ({pct(h['ci95'][0])}–{pct(h['ci95'][1])}) "
+                f"| {pct(s['accuracy'])} |"
+            )
+    return lines + [""]
+
+
 def build_report(cfg: Config) -> Path:
     out = cfg.run.output_dir
     summary_path = out / "summary.json"
@@ -146,6 +172,7 @@ def build_report(cfg: Config) -> Path:
             f"{pct(s['parse_failure_rate'])} | {pct(s.get('truncation_rate'))} | {extra} |"
         )
     lines.append("")
+    lines += heldout_section(summary)
 
     ablations = summary.get("ablations")
     lines += ["## Draft ablations", ""]
