@@ -1,4 +1,4 @@
-"""The questions stage 09 asks: the test split, or a fixed random EVAL_SAMPLES of
+"""The questions stage 09 (and `make sweep`) ask: the test split, or a fixed random EVAL_SAMPLES of
 it, and the held-out teacher questions stage 04 set aside (HELDOUT_FRACTION), never trained on."""
 
 from __future__ import annotations
