@@ -30,7 +30,7 @@ script_phaseC   := scripts/08_train_dpo.py
 script_dpo      := scripts/08_train_dpo.py
 script_eval     := scripts/09_eval_platinum.py
 
-.PHONY: help setup config test test-fast lint format demo tiny-model smollm2 merge loop compare-sources report all clean clean-all bench-teacher bench-generation bench-eval bench-padding bench-dpo bench-students bench-sandbox gpu-check docker-build docker-run gpu-setup targets status $(STAGES) dpo
+.PHONY: help setup config test test-fast lint format demo tiny-model smollm2 merge loop sweep compare-sources report all clean clean-all bench-teacher bench-generation bench-eval bench-padding bench-dpo bench-students bench-sandbox gpu-check docker-build docker-run gpu-setup targets status $(STAGES) dpo
 
 help: ## list targets and key variables
 	@echo "Looper: teacher-distilled reasoning and correctness-first DPO for small models"
@@ -109,6 +109,10 @@ status: | $(SETUP_STAMP) ## one line per stage for the current configuration: do
 
 loop: | $(SETUP_STAMP) ## rounds of rollouts -> pairs -> DPO, best on dev kept (ITERATIONS=N LOOP_LOSSES=a,b) -> checkpoints/RUN/loop/ phaseC/
 	LOOPER_LAUNCH="$(LAUNCH)" $(PY) scripts/loop.py
+
+STRATEGIES ?= none cot explicit alternating
+sweep: | $(SETUP_STAMP) ## Phase B once per reasoning format from one Phase A, one table (STRATEGIES="none cot") -> checkpoints/RUN/phaseB-S/ outputs/RUN/sweep.json
+	LOOPER_LAUNCH="$(LAUNCH)" $(PY) scripts/sweep.py --strategies "$(STRATEGIES)"
 
 GROUP ?= labels
 compare-sources: | $(SETUP_STAMP) ## Phase C per label source, pair source or drafter, one table (GROUP=labels|drafts, ONLY=part of a name) -> outputs/RUN/variants/

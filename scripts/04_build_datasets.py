@@ -9,7 +9,8 @@ records, export them and report.
 Reads data/RUN/sample_train.jsonl, dev.jsonl, student_drafts.jsonl, teacher_outputs.jsonl.
 Writes train_phaseA.jsonl (Phase A, answer only), train_phaseB.jsonl (Phase B, reasoning),
 dev_phaseA.jsonl, dev_phaseB.jsonl, pairs.jsonl, sharegpt_phaseA.jsonl, sharegpt_phaseB.jsonl,
-teacher_heldout.jsonl, data_report.json.
+teacher_heldout.jsonl (with each question and its gold answer, which stage 09 grades against),
+data_report.json: into data/RUN/, or data/RUN/DATASETS_SUBDIR/ (make sweep: one set per strategy).
 """
 
 import random
@@ -195,7 +196,13 @@ def build_records(cfg, task, train, heldout, dev_examples, drafts) -> tuple[dict
         "train_phaseB": [phase_b(ex, ex["steps"]) for ex in train],
         "dev_phaseA": [phase_a(q) for q in dev_examples],
         "dev_phaseB": [phase_b(q, task.rationale_steps(q)) for q in dev_examples],
-        "teacher_heldout": [phase_b(ex, ex["steps"]) for ex in heldout],
+        # Stage 09 asks these again in each checkpoint's own format and grades the answers, so
+        # each row keeps its question, gold answer and draft beside the Phase B record.
+        "teacher_heldout": [
+            phase_b(ex, ex["steps"])
+            | {"question": ex["question"], "answer": ex["answer"], "draft": ex.get("draft")}
+            for ex in heldout
+        ],
     }
     out["pairs"], skipped = teacher_over_draft_pairs(task, train, out["train_phaseB"], drafts)
     out["sharegpt_phaseA"] = [to_sharegpt(r) for r in out["train_phaseA"]]
@@ -285,9 +292,9 @@ def print_report(cfg, task, report: dict, out: dict, n_sample: int) -> None:
 def main() -> None:
     cfg, _ = load_config()
     task = get_task(cfg.run.task)
-    d = cfg.run.data_dir
+    d, out_dir = cfg.run.data_dir, cfg.run.datasets_dir
     paths = {name: d / f"{name}.jsonl" for name in INPUTS}
-    with stage_run(cfg, "datasets", "04 build datasets", d, paths) as run:
+    with stage_run(cfg, "datasets", "04 build datasets", out_dir, paths) as run:
         sample, dev, drafts, teacher = read_inputs(cfg, paths)
 
         def with_draft(q: dict) -> dict:
@@ -302,14 +309,14 @@ def main() -> None:
         train = balance(cfg, task, train, class_share([task.label(q) for q in sample]), rng)
 
         report = data_report(cfg, task, sample, teacher, reasons, policy, kept, heldout, train)
-        report_path = d / "data_report.json"
+        report_path = out_dir / "data_report.json"
         # A refusal's report stands beside the previous set, never in it.
-        refused_path = d / "data_report.refused.json"
+        refused_path = out_dir / "data_report.refused.json"
         refused_path.unlink(missing_ok=True)
         refuse_if_unusable(cfg, report, refused_path, reasons, len(train), len(sample) - len(kept))
         out, skipped = build_records(cfg, task, train, heldout, [with_draft(q) for q in dev], drafts)
         add_lengths(cfg, report, out, skipped)
-        run.outputs(*export(d, out, report, report_path))
+        run.outputs(*export(out_dir, out, report, report_path))
         run.extra["report"] = report
         print_report(cfg, task, report, out, len(sample))
         print(f"report {shown(report_path)}")

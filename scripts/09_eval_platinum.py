@@ -1,17 +1,18 @@
 """Stage 09: evaluate checkpoints on the test split (GSM8K Platinum, StrategyQA test, the synthetic
 held-out set) with honest statistics (Wilson intervals, exact McNemar tests), the draft ablations,
-and report.md, built from summary.json.
+and report.md, built from summary.json. Each checkpoint also answers the held-out teacher questions
+of stage 04 (never trained on), graded against their gold.
 
   python scripts/09_eval_platinum.py                      # base and every trained phase
   python scripts/09_eval_platinum.py --report-only        # rebuild report.md from saved files
   python scripts/09_eval_platinum.py --grade-only FILE.jsonl --task gsm8k --out GRADED.jsonl
 
-Reads data/RUN/test.jsonl and the checkpoints; writes outputs/RUN/eval_CKPT.jsonl, summary.json,
-report.md, accuracy.png (and data/RUN/test_drafts.jsonl when the prompts carry drafts).
+Reads data/RUN/test.jsonl, teacher_heldout.jsonl and the checkpoints; writes
+outputs/RUN/eval_CKPT.jsonl, eval_CKPT_heldout.jsonl, summary.json, report.md, accuracy.png (and
+data/RUN/test_drafts.jsonl when the prompts carry drafts).
 """
 
 import argparse
-import random
 
 from common.config import load_config, shown
 from common.data.tasks import get_task
@@ -25,9 +26,10 @@ from common.eval.evaluate import (
     summarize,
 )
 from common.eval.grade_only import grade_only
+from common.eval.questions import heldout_path, load_heldout, load_test
 from common.eval.report import build_report, executive_table
 from common.eval.targets import targets_table
-from common.jsonl import read_jsonl, write_json, write_jsonl
+from common.jsonl import write_json, write_jsonl
 from common.models.loading import load_model
 from common.rollout.drafts import drafts_file, own_drafts, write_drafts
 from common.stage import stage_run
@@ -41,16 +43,6 @@ def parse_args():
     parser.add_argument("--out", metavar="GRADED", help="where --grade-only writes")
     parser.add_argument("--report-only", action="store_true", help="rebuild report.md; no model")
     return load_config(parser=parser)
-
-
-def load_test(cfg) -> list[dict]:
-    """The test split, or a fixed random EVAL_SAMPLES of it (seeded by RANDOM_SEED, in file order):
-    the first N of a file are often not a fair sample of it."""
-    test = read_jsonl(cfg.run.data_dir / "test.jsonl", made_by="sample")
-    if not cfg.eval.eval_samples or cfg.eval.eval_samples >= len(test):
-        return test
-    keep = sorted(random.Random(cfg.run.random_seed).sample(range(len(test)), cfg.eval.eval_samples))
-    return [test[i] for i in keep]
 
 
 def drafts_for_test(cfg, task, test, checkpoints) -> dict | None:
@@ -70,10 +62,24 @@ def own_test_drafts(cfg, task, test, ckpt, model, tokenizer) -> tuple[dict, str]
     return {i: r["draft"] for i, r in rows.items()}, str(path.relative_to(cfg.run.base_dir))
 
 
-def evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary) -> dict[str, list[dict]]:
-    """Each checkpoint answers the test split greedily; its rows are written and summarized, and the
-    last one (trained with drafts) also runs the draft ablations."""
-    results, last, copy_of, sampled = {}, checkpoints[-1], loop_selection(cfg, specs), {}
+def ask_heldout(cfg, task, heldout, ckpt, model, tokenizer) -> list[dict]:
+    """The held-out teacher questions in the checkpoint's own format, with the draft its training
+    prompts carried (the base student's, kept in stage 04's rows; with DRAFTS_FROM=policy its own,
+    into data/RUN/heldout_drafts_NAME.jsonl), graded against their gold."""
+    drafts = None
+    if ckpt.with_draft and cfg.generation.drafts_from == "policy":
+        path = drafts_file(cfg.run.data_dir, "heldout_drafts", ckpt.name)
+        own = own_drafts(cfg, task, heldout, path, ckpt.path, loaded=(model, tokenizer))
+        drafts = {i: r["draft"] for i, r in own.items()}
+    elif ckpt.with_draft:
+        drafts = {q["id"]: q["draft"] for q in heldout if q.get("draft")}
+    return answer_questions(cfg, model, tokenizer, task, heldout, ckpt, drafts, desc=f"{ckpt.name} held-out")
+
+
+def evaluate_all(cfg, task, test, heldout, checkpoints, specs, drafts, summary) -> dict[str, list[dict]]:
+    """Each checkpoint answers the test split greedily, then the held-out teacher questions; its rows
+    are written and summarized, and the last one (trained with drafts) also runs the draft ablations."""
+    results, held, last, copy_of, sampled = {}, {}, checkpoints[-1], loop_selection(cfg, specs), {}
     for ckpt in checkpoints:
         model = tokenizer = None
         base_drafts = str((cfg.run.data_dir / "test_drafts.jsonl").relative_to(cfg.run.base_dir))
@@ -104,6 +110,18 @@ def evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary) -> dict[s
             f"{ckpt.name}: {s['accuracy']:.1%} (95% CI {s['ci95'][0]:.1%}–{s['ci95'][1]:.1%}), "
             f"parse failures {s['parse_failure_rate']:.1%}, truncated {s['truncation_rate']:.1%}"
         )
+        if heldout:
+            if ckpt.name in copy_of:
+                held[ckpt.name] = held[copy_of[ckpt.name]]
+            else:
+                held[ckpt.name] = ask_heldout(cfg, task, heldout, ckpt, model, tokenizer)
+            write_jsonl(eval_path(cfg.run.output_dir, f"{ckpt.name}_heldout"), held[ckpt.name])
+            h = summarize(task, held[ckpt.name])
+            s["heldout"] = {k: h[k] for k in ("n", "correct", "accuracy", "ci95")}
+            print(
+                f"{ckpt.name}, held-out teacher questions: {h['accuracy']:.1%} "
+                f"(95% CI {h['ci95'][0]:.1%}–{h['ci95'][1]:.1%}, n {h['n']})"
+            )
         if ckpt is last and cfg.eval.eval_ablations and ckpt.with_draft and len(checkpoints) > 1:
             if model is None:
                 model, tokenizer = load_model(ckpt.path, cfg, made_by="tiny-model")
@@ -146,28 +164,37 @@ def main() -> None:
         print(f"report: {shown(build_report(cfg))}")
         return
     test_path, out = cfg.run.data_dir / "test.jsonl", cfg.run.output_dir
-    with stage_run(cfg, "eval", "09 evaluation", out, {"test": test_path}) as run:
+    inputs = {"test": test_path, "teacher_heldout": heldout_path(cfg)}
+    with stage_run(cfg, "eval", "09 evaluation", out, inputs) as run:
         test = load_test(cfg)
+        heldout, heldout_note = load_heldout(cfg)
         specs = [
             s.strip() for s in cfg.eval.eval_checkpoints.split(",") if s.strip()
         ] or available_checkpoints(cfg)
         checkpoints = [resolve_checkpoint(cfg, spec) for spec in specs]  # a missing one stops here
         run.inputs |= {c.name: c.path for c in checkpoints}
-        print(f"evaluating {', '.join(c.name for c in checkpoints)} on {len(test)} test questions")
+        print(
+            f"evaluating {', '.join(c.name for c in checkpoints)} on {len(test)} test questions "
+            f"and {len(heldout)} held-out teacher questions"
+        )
         drafts = drafts_for_test(cfg, task, test, checkpoints)
         summary = {
             "task": cfg.run.task,
             "n_questions": len(test),
             "test_source": shown(test_path),
+            "heldout": {"source": shown(heldout_path(cfg)), "n_questions": len(heldout)}
+            if heldout
+            else {"note": f"No held-out teacher questions: {heldout_note}."},
             "checkpoints": {},
         }
-        results = evaluate_all(cfg, task, test, checkpoints, specs, drafts, summary)
+        results = evaluate_all(cfg, task, test, heldout, checkpoints, specs, drafts, summary)
         summary.setdefault("ablations", ablations_note(cfg, checkpoints))
         summary["question_quality"] = question_quality(cfg, task, test, checkpoints[-1])
         summary["comparisons"] = comparisons(results)
         write_json(out / "summary.json", summary)
         report = build_report(cfg)
-        run.outputs(*[eval_path(out, n) for n in results], out / "summary.json", report)
+        held_files = [eval_path(out, f"{n}_heldout") for n in results] if heldout else []
+        run.outputs(*[eval_path(out, n) for n in results], *held_files, out / "summary.json", report)
     print(f"\nreport: {shown(report)}")
     print("\n".join(executive_table(cfg.eval, summary)))  # the headline table, from the summary itself
     print("\n".join(["", *targets_table(cfg.eval, summary)]))

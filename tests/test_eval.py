@@ -347,3 +347,75 @@ def test_question_judge_through_the_api(tmp_path):
         tmp_path / "l.jsonl",
     )
     assert "TEACHER=offline cannot judge" in offline["note"]
+
+
+def heldout_rows(task, questions) -> list[dict]:
+    """teacher_heldout.jsonl as stage 04 writes it: the Phase B record plus question, gold, draft."""
+    from common.data.prompts import build_target
+    from common.data.records import sft_record
+
+    return [
+        sft_record(q["id"], task.build_messages(q["question"], "cot"), build_target("cot", q["answer"], []))
+        | {"question": q["question"], "answer": q["answer"], "draft": None}
+        for q in questions
+    ]
+
+
+def test_load_heldout_says_why_there_is_nothing_to_ask(tmp_path):
+    from common.config import load_config
+    from common.eval.questions import load_heldout
+
+    cfg = load_config([], env={"HW": "cpu", "WORK_DIR": str(tmp_path)}, env_file=tmp_path / "none")[0]
+    path = tmp_path / "data/arith/teacher_heldout.jsonl"
+    assert load_heldout(cfg) == ([], f"{path} does not exist (run `make datasets`)")
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    assert "is empty (HELDOUT_FRACTION=0.1)" in load_heldout(cfg)[1]
+    write_jsonl(path, [{"id": "a", "prompt": [], "completion": []}])  # rows from before this change
+    assert "rerun `make datasets`" in load_heldout(cfg)[1]
+    write_jsonl(
+        path, [{"id": "a", "prompt": [], "completion": [], "question": "q?", "answer": "3", "draft": None}]
+    )
+    assert load_heldout(cfg) == ([{"id": "a", "question": "q?", "answer": "3", "draft": None}], None)
+
+
+def test_eval_grades_the_heldout_teacher_questions(tmp_path, tiny_model_dir):
+    """Stage 09 asks every checkpoint the held-out teacher questions too, graded against their gold;
+    without the file, summary and report say so in one line."""
+    import shutil
+
+    from common.data.synthetic import generate
+
+    task = get_task("arith")
+    rows = [task.normalize(r, "test") for r in generate("arith", "test")[:6]]
+    data, out = tmp_path / "data/arith", tmp_path / "outputs/arith"
+    write_jsonl(data / "test.jsonl", rows[:3])
+    write_jsonl(data / "teacher_heldout.jsonl", heldout_rows(task, rows[3:]))
+    shutil.copytree(tiny_model_dir, tmp_path / "checkpoints/tiny-base")
+    env = {"EVAL_CHECKPOINTS": "base", "EVAL_MAX_NEW_TOKENS": "4", "EVAL_ABLATIONS": "0"}
+    proc = run_script("09_eval_platinum.py", tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["heldout"] == {"source": str(data / "teacher_heldout.jsonl"), "n_questions": 3}
+    held = summary["checkpoints"]["base"]["heldout"]
+    assert held["n"] == 3 and 0 <= held["accuracy"] <= 1 and len(held["ci95"]) == 2
+    graded = read_jsonl(out / "eval_base_heldout.jsonl")
+    assert [r["gold"] for r in graded] == [r["answer"] for r in rows[3:]]
+    assert all(r["prompt"].count(q["question"]) == 1 for r, q in zip(graded, rows[3:], strict=True))
+    report = (out / "report.md").read_text()
+    assert "## Held-out teacher questions" in report and "| base | 3 |" in report
+    manifest = json.loads((out / "eval.manifest.json").read_text())
+    assert "teacher_heldout" in manifest["fingerprint"]["inputs"]  # a changed file re-runs evaluation
+
+    (data / "teacher_heldout.jsonl").unlink()
+    proc = run_script("09_eval_platinum.py", tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert "heldout" not in summary["checkpoints"]["base"]
+    note = summary["heldout"]["note"]
+    assert note.startswith("No held-out teacher questions:") and "does not exist" in note
+    report = (out / "report.md").read_text()
+    assert [line for line in report.splitlines() if "held-out teacher questions" in line.lower()] == [
+        "## Held-out teacher questions",
+        note,
+    ]

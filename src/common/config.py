@@ -121,6 +121,11 @@ class RunSection:
     rollout_subdir: str = _opt(
         "", "write rollouts and preferences under data/RUN/<this> (make loop sets it per iteration)"
     )
+    datasets_subdir: str = _opt(
+        "",
+        "write stage 04's training sets under data/RUN/<this>, where Phase B reads them "
+        "(make sweep sets it per reasoning strategy)",
+    )
 
     @property
     def name(self) -> str:
@@ -138,6 +143,10 @@ class RunSection:
     @property
     def rollout_dir(self) -> Path:
         return self.data_dir / self.rollout_subdir if self.rollout_subdir else self.data_dir
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / self.datasets_subdir if self.datasets_subdir else self.data_dir
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -219,6 +228,11 @@ class TrainSection:
     eval_steps: int = _opt(0, "evaluate dev loss and save every N steps (0: four times an epoch)")
     early_stopping_patience: int = _opt(3, "evaluations without dev-loss improvement before stopping")
     resume: bool = _opt(True, "continue a killed phase from its last checkpoint (0: start over)")
+    phaseb_output: str = _opt(
+        "phaseB",
+        "checkpoint folder under checkpoints/RUN/ that Phase B writes (make sweep sets it per "
+        "reasoning strategy)",
+    )
     sft_args: str = _opt(
         "",
         "more TRL SFTConfig settings, comma-separated name=value (e.g. weight_decay=0.01,warmup_steps=0.1); "
@@ -410,8 +424,8 @@ class EvalSection:
 
     eval_checkpoints: str = _opt(
         "",
-        "comma-separated: base, phaseA, phaseB, phaseC, merged-phaseX, loop/roundN-LOSS, a folder "
-        "or a hub id (default: base and every trained phase)",
+        "comma-separated: base, phaseA, phaseB, phaseC, merged-phaseX, loop/roundN-LOSS, "
+        "phaseB-STRATEGY (make sweep), a folder or a hub id (default: base and every trained phase)",
     )
     eval_samples: int = _opt(
         0, "evaluate a fixed random N of the test questions, seeded by RANDOM_SEED (0: all)"
@@ -872,6 +886,7 @@ def _check_ranges(cfg: Config) -> None:
         if not math.isfinite(value) or (value < 0 and value != -1):
             raise ConfigError(f"{key.upper()}={value} must be 0 or more, or -1 for the built-in table")
     _check_run_name(cfg.run.run_name)
+    _check_subfolders(cfg)
     run = cfg.run
     for path in (run.base_dir, *(run.base_dir / top for top in ("data", "checkpoints", "outputs"))):
         if path.exists() and not path.is_dir():
@@ -917,6 +932,25 @@ def _check_run_name(name: str) -> None:
         raise ConfigError(
             f"RUN_NAME={name!r} must be a plain folder name: letters, digits, '.', '_', '-', starting "
             f"with a letter or digit, no '..' or '/' (e.g. RUN_NAME=gsm8k-lr2)"
+        )
+
+
+def _check_subfolders(cfg: Config) -> None:
+    """DATASETS_SUBDIR and PHASEB_OUTPUT name a folder inside the run's folder; Phase B must not
+    overwrite Phase A, which it starts from."""
+    for key, value in (
+        ("DATASETS_SUBDIR", cfg.run.datasets_subdir),
+        ("PHASEB_OUTPUT", cfg.train.phaseb_output),
+    ):
+        parts = Path(value).parts
+        if (key == "PHASEB_OUTPUT" and not value) or Path(value).is_absolute() or ".." in parts:
+            raise ConfigError(
+                f"{key}={value!r} must be a folder inside the run's folder, without '..' "
+                f"(e.g. {key}={'sweep/cot' if key == 'DATASETS_SUBDIR' else 'phaseB-cot'})"
+            )
+    if cfg.train.phaseb_output == "phaseA":
+        raise ConfigError(
+            "PHASEB_OUTPUT=phaseA would overwrite Phase A, which Phase B starts from; pick another folder"
         )
 
 

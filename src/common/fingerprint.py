@@ -216,14 +216,18 @@ def fingerprint(cfg: Config, stage: str, inputs: dict) -> dict:
 def manifest_path(cfg: Config, stage: str) -> Path:
     """Where the stage's manifest (with its fingerprint) is written."""
     run = cfg.run
-    if stage in ("phaseA", "phaseB"):
+    if stage == "phaseA":
         return run.checkpoint_dir / stage / "train.manifest.json"
+    if stage == "phaseB":
+        return run.checkpoint_dir / cfg.train.phaseb_output / "train.manifest.json"
     if stage == "phaseC":
         return run.checkpoint_dir / cfg.dpo.dpo_output / "train.manifest.json"
     if stage == "rollouts":
         return run.rollout_dir / "rollouts.manifest.json"
     if stage == "eval":
         return run.output_dir / "eval.manifest.json"
+    if stage == "datasets":
+        return run.datasets_dir / "datasets.manifest.json"
     return run.data_dir / f"{stage}.manifest.json"
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import Config, shown
+from common.config import STRATEGIES, Config, shown
 from common.data.prompts import render_prompt
 from common.data.tasks import Task
 from common.errors import DataError
@@ -17,6 +17,7 @@ from common.models.checkpoints import is_checkpoint
 from common.models.generation import generate_batches
 
 PHASES = {"phaseA": "phaseA", "phaseB": "phaseB", "phaseC": "phaseC"}  # name -> make target
+SWEEP_PREFIX = "phaseB-"  # make sweep: checkpoints/RUN/phaseB-<strategy>/, one per answer format
 
 
 @dataclass
@@ -28,11 +29,20 @@ class Checkpoint:
 
 
 def resolve_checkpoint(cfg: Config, spec: str) -> Checkpoint:
-    """base | phaseA | phaseB | phaseC | merged-phaseX | an adapter folder under checkpoints/RUN/
-    (loop/round1-sigmoid) | a local folder | a hub id."""
+    """base | phaseA | phaseB | phaseC | merged-phaseX | phaseB-<strategy> (make sweep) | an adapter
+    folder under checkpoints/RUN/ (loop/round1-sigmoid) | a local folder | a hub id."""
     strategy, drafts = cfg.data.reasoning_strategy, cfg.teacher.with_draft
     if spec == "base":
         return Checkpoint("base", cfg.model.model_name, strategy, False)
+    own = spec.removeprefix(SWEEP_PREFIX)
+    if spec.startswith(SWEEP_PREFIX) and own in STRATEGIES:
+        # Trained on its own strategy's prompts (make sweep), whatever REASONING_STRATEGY says now.
+        path = cfg.run.checkpoint_dir / spec
+        if not path.exists():
+            raise DataError(
+                f"checkpoint {shown(path)} does not exist; run `make sweep STRATEGIES={own}` first"
+            )
+        return Checkpoint(spec, str(path), own, drafts)
     phase = spec.removeprefix("merged-")
     if phase in PHASES:
         path = cfg.run.checkpoint_dir / spec

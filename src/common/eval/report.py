@@ -1,6 +1,6 @@
 """outputs/RUN/report.md and its plots, rebuilt from saved files only (no model is loaded):
-summary.json from stage 09, data_report.json from stage 04, the cost ledger from stage 03 and
-the training curves of stages 05, 06 and 08.
+summary.json from stage 09, sweep.json from `make sweep`, data_report.json from stage 04, the cost
+ledger from stage 03 and the training curves of stages 05, 06 and 08.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from common.config import Config, EvalSection
 from common.errors import DataError
+from common.eval.sweep import sweep_section
 from common.eval.targets import targets_table
 from common.jsonl import read_jsonl
 from common.plots import plt
@@ -144,11 +145,44 @@ def code_section(summary: dict) -> list[str]:
     return [*lines, ""] if lines else []
 
 
+def heldout_section(summary: dict) -> list[str]:
+    """Accuracy on the teacher questions stage 04 held out of training, beside the test accuracy;
+    one line when there were none to ask."""
+    held = summary.get("heldout")
+    if held is None:  # a summary written before stage 09 asked them
+        return []
+    lines = ["## Held-out teacher questions", ""]
+    if "note" in held:
+        return lines + [held["note"], ""]
+    lines += [
+        f"The {held['n_questions']} training questions stage 04 held out ({held['source']}): never "
+        "trained on, asked in each checkpoint's own format, graded against their gold.",
+        "",
+        "| checkpoint | n | accuracy (95% CI) | test accuracy |",
+        "|---|---|---|---|",
+    ]
+    for name, s in summary["checkpoints"].items():
+        h = s.get("heldout")
+        if h:
+            lines.append(
+                f"| {name} | {h['n']} | {pct(h['accuracy'])} ({pct(h['ci95'][0])}–{pct(h['ci95'][1])}) "
+                f"| {pct(s['accuracy'])} |"
+            )
+    return lines + [""]
+
+
 def build_report(cfg: Config) -> Path:
     out = cfg.run.output_dir
     summary_path = out / "summary.json"
     if not summary_path.is_file():
-        raise DataError(f"{summary_path} does not exist; run `make eval` first")
+        sweep = sweep_section(cfg)
+        if not sweep:
+            raise DataError(f"{summary_path} does not exist; run `make eval` first")
+        path = out / "report.md"  # a sweep before any `make eval`: its section alone
+        title = f"# Looper report: {cfg.run.name} ({cfg.run.task})"
+        note = "No phase evaluation yet: `make eval` adds the phases' tables."
+        path.write_text("\n".join([title, "", note, "", *sweep]) + "\n")
+        return path
     summary = json.loads(summary_path.read_text())
     lines = [
         f"# Looper report: {cfg.run.name} ({summary['task']})",
@@ -182,6 +216,7 @@ def build_report(cfg: Config) -> Path:
         )
     lines.append("")
     lines += code_section(summary)
+    lines += heldout_section(summary)
 
     ablations = summary.get("ablations")
     lines += ["## Draft ablations", ""]
@@ -219,6 +254,7 @@ def build_report(cfg: Config) -> Path:
     ]
 
     lines += loop_section(cfg, summary)
+    lines += sweep_section(cfg)
     data_report = cfg.run.data_dir / "data_report.json"
     lines += ["## Data quality (stage 04)", ""]
     if data_report.is_file():
