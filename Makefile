@@ -136,7 +136,7 @@ DEMO_STAGES := sample drafts teacher datasets phaseA phaseB loop eval
 demo: export LOOPER_ENV_FILE = $(DEMO_ENV)
 demo: export HW = cpu
 demo: export REBUILD = auto
-demo: | $(SETUP_STAMP) ## the whole loop on the synthetic task: CPU, offline, 7 to 13 min on 2 cores (DEMO_SMALL=1: about 2 min)
+demo: | $(SETUP_STAMP) ## the whole loop on the synthetic task: CPU, offline, 7 to 13 min on 2 cores (DEMO_SMALL=1: about 2 min; TASK=pyfunc: the code task, about 12 min)
 	@start=$$(date +%s); \
 	$(PY) scripts/tiny_model.py || exit $$?; \
 	for stage in $(DEMO_STAGES); do $(MAKE) --no-print-directory $$stage || exit $$?; done; \
