@@ -9,12 +9,12 @@ import pytest
 from conftest import ROOT, offline_env
 
 
-@pytest.mark.slow
-def test_small_demo_runs_every_stage_and_writes_every_artifact(tmp_path):
-    env = offline_env(tmp_path)
+def small_demo(work_dir, *args: str) -> subprocess.CompletedProcess:
+    """`make demo DEMO_SMALL=1` into work_dir, which must succeed."""
+    env = offline_env(work_dir)
     env.pop("LOOPER_ENV_FILE")  # the demo sets its own
     proc = subprocess.run(
-        ["make", "--no-print-directory", "demo", "DEMO_SMALL=1"],
+        ["make", "--no-print-directory", "demo", "DEMO_SMALL=1", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -22,6 +22,12 @@ def test_small_demo_runs_every_stage_and_writes_every_artifact(tmp_path):
         timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_small_demo_runs_every_stage_and_writes_every_artifact(tmp_path):
+    proc = small_demo(tmp_path)
     assert "demo: every stage ran in" in proc.stdout
 
     d, ck, out = tmp_path / "data/arith", tmp_path / "checkpoints/arith", tmp_path / "outputs/arith"
@@ -73,17 +79,7 @@ def test_small_demo_runs_every_stage_and_writes_every_artifact(tmp_path):
 def test_small_code_demo_runs_every_stage_and_grades_programs(tmp_path):
     """`make demo TASK=pyfunc DEMO_SMALL=1`: the code task through every stage, programs run in the
     sandbox in stage 03 (the teacher's), 07 (the policy's samples) and 09 (each checkpoint's)."""
-    env = offline_env(tmp_path)
-    env.pop("LOOPER_ENV_FILE")
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "demo", "TASK=pyfunc", "DEMO_SMALL=1"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = small_demo(tmp_path, "TASK=pyfunc")
     assert "configs/demo-pyfunc-small.env" in proc.stdout
     d, out = tmp_path / "data/pyfunc", tmp_path / "outputs/pyfunc"
     report = json.loads((d / "data_report.json").read_text())
