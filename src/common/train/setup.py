@@ -240,8 +240,9 @@ def finish(
     tmp = out_dir.with_name(f"{out_dir.name}.tmp-{owner}")
     if trainer.is_world_process_zero():
         shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
-    trainer.processing_class.save_pretrained(str(tmp))
+    trainer.save_model(str(tmp))  # every process calls it; process zero writes
+    if trainer.is_world_process_zero():  # another process writing here could race the swap below
+        trainer.processing_class.save_pretrained(str(tmp))
     evals = [row["eval_loss"] for row in history if "eval_loss" in row]
     metrics = {
         "global_step": trainer.state.global_step,
