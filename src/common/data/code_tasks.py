@@ -93,9 +93,6 @@ class CodeTask(Task):
     def normalize(self, row: dict, where: str) -> dict:
         return self._normalize(row, "", where)
 
-    def _normalize(self, row: dict, question: str, where: str) -> dict:
-        raise NotImplementedError
-
     def rationale_steps(self, example: dict) -> list[str]:
         return [line for line in example["rationale"].splitlines() if line.strip()]
 

@@ -8,7 +8,6 @@ import ast
 import re
 
 ANSWER_FORMATS = {"number": "The answer is: <number>", "yesno": "The answer is: <yes or no>"}
-ANSWER_KINDS = ("number", "yesno", "code")
 
 STRATEGY_INSTRUCTIONS = {
     "none": "Reply with the final answer only, as '{fmt}'.",

@@ -108,10 +108,6 @@ class Task:
         """is_correct of each (pred, gold) pair (code tasks run the programs in parallel, once)."""
         return [self.is_correct(p, g) for p, g in zip(preds, golds, strict=True)]
 
-    def grade(self, output: str, gold: str) -> dict:
-        """One output graded: {"pred", "correct", "parse_ok"} (code tasks add "outcome")."""
-        return self.grade_many([output], [gold])[0]
-
     def grade_many(self, outputs: list[str], golds: list[str], desc: str | None = None) -> list[dict]:
         """Outputs graded against their golds, in order (code tasks run them in parallel)."""
         rows = []
